@@ -33,6 +33,7 @@ __all__ = [
     "SCHEMA",
     "ManifestError",
     "TensorSpec",
+    "HeldoutSplit",
     "Signature",
     "VariantEntry",
     "FamilyManifest",
@@ -70,6 +71,18 @@ class Signature(BaseModel):
     outputs: tuple[TensorSpec, ...]
 
 
+class HeldoutSplit(BaseModel):
+    """How the accuracy was measured: a reproducible held-out split (``measured`` families)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str
+    test_size: float = Field(gt=0.0, lt=1.0)
+    seed: int
+    samples: int = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="digest of the held-out inputs and labels")
+
+
 class VariantEntry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -91,6 +104,7 @@ class FamilyManifest(BaseModel):
     task: str = "classification"
     accuracy_source: Literal["measured", "published"]
     accuracy_note: str = ""
+    heldout: HeldoutSplit | None = None
     signature: Signature
     variants: tuple[VariantEntry, ...] = Field(min_length=1)
     directory: Path | None = Field(default=None, exclude=True, description="where the files are")
