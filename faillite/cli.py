@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from faillite.errors import CliError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 # Order is the order of `faillite --help`.
 _COMMANDS = [

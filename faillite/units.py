@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_bytes", "format_bytes"]
+__all__ = ["format_bytes", "parse_bytes"]
 
 _UNITS = {
     "": 1,

@@ -27,7 +27,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["PROFILE_SCHEMA", "ProfileError", "MachineInfo", "VariantProfile", "ProfileSet", "load_profiles", "save_profiles"]
+__all__ = [
+    "PROFILE_SCHEMA",
+    "MachineInfo",
+    "ProfileError",
+    "ProfileSet",
+    "VariantProfile",
+    "load_profiles",
+    "save_profiles",
+]
 
 PROFILE_SCHEMA = "faillite.profile/v1"
 
@@ -84,7 +92,9 @@ def load_profiles(path: Path) -> ProfileSet:
     except FileNotFoundError as exc:
         raise ProfileError(f"{path}: profile file not found") from exc
     except json.JSONDecodeError as exc:
-        raise ProfileError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raise ProfileError(
+            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
     try:
         return ProfileSet.model_validate(raw)
     except ValidationError as exc:

@@ -20,20 +20,24 @@ from faillite.zoo.manifest import FamilyManifest, load_manifest
 
 __all__ = [
     "PublishedModel",
-    "published_models",
-    "standin_families",
     "builtin_family_names",
     "builtin_manifest_path",
-    "load_builtin_family",
     "estimate_profile",
     "estimated_family_profiles",
     "known_family_names",
+    "load_builtin_family",
+    "published_models",
+    "standin_families",
 ]
 
 _OTHER = "Other small (possible failover variants)"
 _OTHER_SPLIT = [
-    ("ShuffleNet", "ShuffleNet"), ("MNASNet", "MNASNet"), ("SqueezeNet", "SqueezeNet"),
-    ("GoogLeNet", "GoogLeNet"), ("AlexNet", "AlexNet"), ("ResNeXt", "ResNeXt"),
+    ("ShuffleNet", "ShuffleNet"),
+    ("MNASNet", "MNASNet"),
+    ("SqueezeNet", "SqueezeNet"),
+    ("GoogLeNet", "GoogLeNet"),
+    ("AlexNet", "AlexNet"),
+    ("ResNeXt", "ResNeXt"),
     ("Wide_ResNet", "WideResNet"),
 ]
 
@@ -119,13 +123,14 @@ def known_family_names() -> list[str]:
 
 # Estimates used only when no measured profile is available (documented in docs/architecture.md).
 # Calibrated on this class of machine (2 cores, ONNX Runtime CPU, one intra-op thread):
-# loading costs about 3 ms per MB of weights plus a fixed 2 ms; resident memory is about
-# 1.1x the file plus 1 MiB of session overhead; inference runs about 10 GMAC/s per thread.
-_LOAD_MS_PER_MB = 3.0
+# loading costs about 2 ms per MB of weights plus a fixed 2 ms; resident memory is about
+# 1.1x the file plus 1 MiB of session overhead; inference runs about 25 GMAC/s per thread
+# (stand-ins measured on 2026-11-28: 23-38 GMAC/s, 1-2.4 ms/MB to load).
+_LOAD_MS_PER_MB = 2.0
 _LOAD_MS_FIXED = 2.0
 _MEM_FACTOR = 1.1
 _MEM_FIXED = 1 << 20
-_MACS_PER_MS = 10e6
+_MACS_PER_MS = 25e6
 
 
 def estimate_profile(
@@ -155,7 +160,9 @@ def estimated_family_profiles(family: str, *, scale: float = 1.0) -> tuple[Varia
     if family in builtin_family_names():
         manifest = load_builtin_family(family, verify=False)
         return tuple(
-            estimate_profile(family, v.name, v.accuracy, v.file_bytes, v.flops, source=manifest.accuracy_source)
+            estimate_profile(
+                family, v.name, v.accuracy, v.file_bytes, v.flops, source=manifest.accuracy_source
+            )
             for v in manifest.variants
         )
     models = standin_families().get(family)

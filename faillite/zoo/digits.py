@@ -17,16 +17,16 @@ import numpy as np
 
 __all__ = [
     "DATASET",
+    "INPUT_NAME",
+    "LADDER",
+    "OUTPUT_NAME",
     "SPLIT_SEED",
     "TEST_SIZE",
-    "INPUT_NAME",
-    "OUTPUT_NAME",
-    "LADDER",
-    "heldout_split",
-    "train_split",
-    "split_digest",
-    "mlp_to_onnx",
     "DigitsVariant",
+    "heldout_split",
+    "mlp_to_onnx",
+    "split_digest",
+    "train_split",
 ]
 
 DATASET = "sklearn.datasets.load_digits"

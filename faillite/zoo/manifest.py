@@ -31,24 +31,35 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 __all__ = [
     "SCHEMA",
-    "ManifestError",
-    "TensorSpec",
-    "HeldoutSplit",
-    "Signature",
-    "VariantEntry",
     "FamilyManifest",
+    "HeldoutSplit",
+    "ManifestError",
+    "Signature",
+    "TensorSpec",
+    "VariantEntry",
     "load_manifest",
-    "write_manifest",
-    "sha256_file",
     "onnx_signature",
+    "sha256_file",
+    "write_manifest",
 ]
 
 SCHEMA = "faillite.family/v1"
 
 # OIP (KServe v2) datatype names; ONNX element types map onto these one to one.
 Datatype = Literal[
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-    "FP16", "FP32", "FP64", "BYTES",
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
 ]
 
 
@@ -144,8 +155,19 @@ def sha256_file(path: Path) -> str:
 
 
 _ONNX_TO_OIP = {
-    1: "FP32", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64",
-    8: "BYTES", 9: "BOOL", 10: "FP16", 11: "FP64", 12: "UINT32", 13: "UINT64",
+    1: "FP32",
+    2: "UINT8",
+    3: "INT8",
+    4: "UINT16",
+    5: "INT16",
+    6: "INT32",
+    7: "INT64",
+    8: "BYTES",
+    9: "BOOL",
+    10: "FP16",
+    11: "FP64",
+    12: "UINT32",
+    13: "UINT64",
 }
 
 
@@ -164,7 +186,9 @@ def onnx_signature(path: Path) -> Signature:
         dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in ttype.shape.dim)
         dtype = _ONNX_TO_OIP.get(ttype.elem_type)
         if dtype is None:
-            raise ManifestError(f"{path}: tensor {value.name!r} has unsupported element type {ttype.elem_type}")
+            raise ManifestError(
+                f"{path}: tensor {value.name!r} has unsupported element type {ttype.elem_type}"
+            )
         return TensorSpec(name=value.name, datatype=dtype, shape=dims)
 
     return Signature(
@@ -185,13 +209,13 @@ def load_manifest(path: Path, *, verify: bool = True) -> FamilyManifest:
     except FileNotFoundError as exc:
         raise ManifestError(f"{path}: manifest not found") from exc
     except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raise ManifestError(
+            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
     try:
         manifest = FamilyManifest.model_validate({**raw, "directory": path.parent})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ManifestError(f"{path}: {problems}") from exc
     if verify:
         verify_files(manifest, path)

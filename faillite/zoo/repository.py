@@ -26,11 +26,11 @@ __all__ = [
     "META_FILE",
     "ModelMeta",
     "RepositoryError",
-    "read_meta",
-    "model_versions",
-    "latest_model_file",
     "add_variant",
     "build_repository",
+    "latest_model_file",
+    "model_versions",
+    "read_meta",
 ]
 
 META_FILE = "faillite.json"
@@ -68,7 +68,8 @@ def model_versions(model_dir: Path) -> list[int]:
     if not model_dir.is_dir():
         return []
     return sorted(
-        int(p.name) for p in model_dir.iterdir()
+        int(p.name)
+        for p in model_dir.iterdir()
         if p.is_dir() and p.name.isdigit() and int(p.name) > 0 and (p / "model.onnx").is_file()
     )
 

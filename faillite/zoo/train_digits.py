@@ -25,7 +25,7 @@ from faillite.zoo.manifest import (
     write_manifest,
 )
 
-__all__ = ["train_digits_family", "onnx_accuracy"]
+__all__ = ["onnx_accuracy", "train_digits_family"]
 
 SIGNATURE = Signature(
     inputs=(TensorSpec(name=digits.INPUT_NAME, datatype="FP32", shape=(-1, 64)),),
