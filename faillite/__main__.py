@@ -1,0 +1,5 @@
+import sys
+
+from faillite.cli import main
+
+sys.exit(main())
