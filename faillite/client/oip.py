@@ -1,0 +1,229 @@
+"""An asyncio Open Inference Protocol (KServe v2 REST) client for one server, on aiohttp.
+
+Failures are classified the way failover needs them (STYLE §7):
+- ``OipError``: the server answered with an error status (the request was refused: do not
+  fail over, the input or the model name is wrong);
+- ``OipConnectionError``: the server could not be reached (connection refused or reset: the
+  process is gone, fail over now);
+- ``OipTimeout``: no answer within the deadline (slow or hung: suspect it).
+
+Tensors travel with the binary tensor data extension by default (no JSON encoding cost);
+``binary=False`` sends JSON tensors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+__all__ = ["DATATYPES", "OipClient", "OipConnectionError", "OipError", "OipTimeout"]
+
+DATATYPES: dict[str, np.dtype] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+}
+_BY_DTYPE = {dtype: name for name, dtype in DATATYPES.items()}
+_HEADER = "Inference-Header-Content-Length"
+
+
+class OipError(Exception):
+    """The server refused the request (HTTP 4xx/5xx with an OIP error body)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class OipConnectionError(Exception):
+    """The server could not be reached: connection refused, reset or closed."""
+
+
+class OipTimeout(Exception):
+    """No answer within the request's deadline."""
+
+
+class OipClient:
+    """Client for one OIP server. Reuse one instance (and its connection pool) per server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 5.0,
+        token: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._session = session
+        self._owns_session = session is None
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def __aenter__(self) -> OipClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        url = f"{self.base_url}{path}"
+        merged = {**self._headers, **(headers or {})}
+        limit = aiohttp.ClientTimeout(total=timeout if timeout is not None else self.timeout)
+        try:
+            async with self._client().request(method, url, data=body, headers=merged, timeout=limit) as resp:
+                return resp.status, resp.headers, await resp.read()
+        except TimeoutError as exc:
+            raise OipTimeout(f"{method} {url}: no answer within {limit.total} s") from exc
+        except (aiohttp.ClientConnectionError, ConnectionError) as exc:
+            raise OipConnectionError(f"{method} {url}: {exc}") from exc
+
+    async def _json(self, method: str, path: str, payload: Any = None, timeout: float | None = None) -> Any:
+        body = None if payload is None else json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        status, _, data = await self._request(method, path, body=body, headers=headers, timeout=timeout)
+        result = _decode_json(data) if data else {}
+        if status >= 400:
+            raise OipError(status, _message(result, data))
+        return result
+
+    async def live(self) -> bool:
+        status, _, _ = await self._request("GET", "/v2/health/live")
+        return status == 200
+
+    async def ready(self) -> bool:
+        status, _, _ = await self._request("GET", "/v2/health/ready")
+        return status == 200
+
+    async def model_ready(self, model: str) -> bool:
+        status, _, _ = await self._request("GET", f"/v2/models/{model}/ready")
+        return status == 200
+
+    async def server_metadata(self) -> dict[str, Any]:
+        return await self._json("GET", "/v2")
+
+    async def model_metadata(self, model: str) -> dict[str, Any]:
+        return await self._json("GET", f"/v2/models/{model}")
+
+    async def repository_index(self) -> list[dict[str, Any]]:
+        return await self._json("POST", "/v2/repository/index", {})
+
+    async def load(self, model: str, timeout: float | None = None) -> None:
+        await self._json("POST", f"/v2/repository/models/{model}/load", {}, timeout=timeout)
+
+    async def unload(self, model: str, timeout: float | None = None) -> None:
+        await self._json("POST", f"/v2/repository/models/{model}/unload", {}, timeout=timeout)
+
+    async def infer(
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        outputs: list[str] | None = None,
+        binary: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Run one inference; returns the output tensors by name."""
+        body, headers = encode_infer_request(inputs, outputs, binary)
+        status, resp_headers, data = await self._request(
+            "POST", f"/v2/models/{model}/infer", body=body, headers=headers, timeout=timeout
+        )
+        if status >= 400:
+            raise OipError(status, _message(_decode_json(data) if data else {}, data))
+        return decode_infer_response(data, resp_headers.get(_HEADER))
+
+
+def encode_infer_request(
+    inputs: Mapping[str, np.ndarray], outputs: list[str] | None, binary: bool
+) -> tuple[bytes, dict[str, str]]:
+    tensors, chunks = [], []
+    for name, array in inputs.items():
+        array = np.ascontiguousarray(array)
+        datatype = _BY_DTYPE.get(array.dtype)
+        if datatype is None:
+            raise TypeError(f"input {name!r}: unsupported dtype {array.dtype}")
+        tensor: dict[str, Any] = {"name": name, "shape": list(array.shape), "datatype": datatype}
+        if binary:
+            raw = array.tobytes()
+            tensor["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            tensor["data"] = array.ravel().tolist()
+        tensors.append(tensor)
+    request: dict[str, Any] = {"inputs": tensors}
+    if outputs is not None or binary:
+        names = outputs if outputs is not None else None
+        if names is not None:
+            request["outputs"] = [{"name": n, "parameters": {"binary_data": binary}} for n in names]
+        else:
+            request["parameters"] = {"binary_data_output": True}
+    header = json.dumps(request).encode()
+    headers = {"Content-Type": "application/octet-stream" if binary else "application/json"}
+    if binary:
+        headers[_HEADER] = str(len(header))
+    return header + b"".join(chunks), headers
+
+
+def decode_infer_response(data: bytes, header_length: str | None) -> dict[str, np.ndarray]:
+    split = int(header_length) if header_length else len(data)
+    response = _decode_json(data[:split])
+    binary = memoryview(data)[split:]
+    offset = 0
+    result: dict[str, np.ndarray] = {}
+    for out in response.get("outputs", []):
+        dtype = DATATYPES.get(out["datatype"])
+        if dtype is None:
+            raise OipError(200, f"output {out['name']!r}: datatype {out['datatype']} not supported here")
+        size = (out.get("parameters") or {}).get("binary_data_size")
+        if size is not None:
+            array = np.frombuffer(binary[offset : offset + size], dtype=dtype).copy()
+            offset += size
+        else:
+            array = np.asarray(out["data"], dtype=dtype)
+        result[out["name"]] = array.reshape(out["shape"])
+    return result
+
+
+def _decode_json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+
+
+def _message(result: Any, raw: bytes) -> str:
+    if isinstance(result, dict) and "error" in result:
+        return str(result["error"])
+    return raw[:200].decode(errors="replace") or "no error body"

@@ -1,0 +1,1 @@
+"""``faillite demo``: the main job, runnable on one machine."""
