@@ -1,0 +1,91 @@
+"""OipClient against a real agent process: tensors both ways, and failures classified for failover."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faillite.client.oip import OipClient, OipConnectionError, OipError, OipTimeout
+from faillite.launch.process import AgentProcess
+from faillite.zoo import digits
+from faillite.zoo.catalog import load_builtin_family
+from faillite.zoo.repository import build_repository
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    tmp = tmp_path_factory.mktemp("client")
+    repo = build_repository(tmp / "models", load_builtin_family("digits"), ["digits-mlp-8", "digits-mlp-64"])
+    process = AgentProcess(
+        "client-test", repo, "64MiB", tmp / "agent.log", extra_args=["--load", "digits-mlp-8"]
+    )
+    process.start_and_wait(timeout=60)
+    yield process
+    process.stop()
+
+
+@pytest.mark.parametrize("binary", [True, False])
+async def test_infer_matches_in_process_onnxruntime(agent: AgentProcess, binary: bool) -> None:
+    import onnxruntime as ort
+
+    manifest = load_builtin_family("digits")
+    x, _ = digits.heldout_split()
+    session = ort.InferenceSession(str(manifest.path_of("digits-mlp-8")), providers=["CPUExecutionProvider"])
+    (expected,) = session.run(None, {digits.INPUT_NAME: x[:16]})
+    async with OipClient(agent.url) as client:
+        out = await client.infer("digits-mlp-8", {digits.INPUT_NAME: x[:16]}, binary=binary)
+    assert out[digits.OUTPUT_NAME].dtype == np.float32
+    assert np.allclose(out[digits.OUTPUT_NAME], expected, atol=1e-6)
+
+
+async def test_repository_calls_roundtrip(agent: AgentProcess) -> None:
+    async with OipClient(agent.url) as client:
+        assert await client.live() and await client.ready()
+        names = {m["name"] for m in await client.repository_index()}
+        assert names == {"digits-mlp-8", "digits-mlp-64"}
+        await client.load("digits-mlp-64")
+        assert await client.model_ready("digits-mlp-64")
+        meta = await client.model_metadata("digits-mlp-64")
+        assert meta["inputs"][0]["name"] == digits.INPUT_NAME
+        await client.unload("digits-mlp-64")
+        assert not await client.model_ready("digits-mlp-64")
+
+
+async def test_refusal_is_an_oip_error_not_a_connection_error(agent: AgentProcess) -> None:
+    async with OipClient(agent.url) as client:
+        with pytest.raises(OipError) as info:
+            await client.infer("no-such-model", {digits.INPUT_NAME: np.zeros((1, 64), np.float32)})
+    assert 400 <= info.value.status < 500
+    assert "no-such-model" in info.value.message
+
+
+async def test_dead_server_is_a_connection_error(tmp_path: Path) -> None:
+    repo = build_repository(tmp_path / "models", load_builtin_family("digits"), ["digits-mlp-4"])
+    victim = AgentProcess("victim", repo, "32MiB", tmp_path / "victim.log")
+    url = victim.start_and_wait(timeout=60)
+    victim.signal(signal.SIGKILL)
+    await asyncio.to_thread(victim.stop)
+    async with OipClient(url, timeout=2.0) as client:
+        with pytest.raises(OipConnectionError):
+            await client.live()
+
+
+async def test_hung_server_is_a_timeout(tmp_path: Path) -> None:
+    repo = build_repository(tmp_path / "models", load_builtin_family("digits"), ["digits-mlp-4"])
+    hung = AgentProcess("hung", repo, "32MiB", tmp_path / "hung.log")
+    url = hung.start_and_wait(timeout=60)
+    hung.signal(signal.SIGSTOP)
+    try:
+        async with OipClient(url, timeout=0.3) as client:
+            with pytest.raises(OipTimeout):
+                await client.live()
+    finally:
+        hung.signal(signal.SIGCONT)
+        hung.stop()
