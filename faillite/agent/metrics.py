@@ -1,0 +1,81 @@
+"""Prometheus metrics of one agent, in a registry of its own (never the process-global one),
+so that several agents (or tests) in one process do not share counters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+__all__ = ["AgentMetrics"]
+
+# Inference on small edge models takes from tens of microseconds to seconds.
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LOAD_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class AgentMetrics:
+    def __init__(
+        self, node_id: str, budget_bytes: int, used_bytes: Callable[[], int], ready_models: Callable[[], int]
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "faillite_agent_inference_requests",
+            "Inference requests received, per model",
+            ["model"],
+            registry=r,
+        )
+        self.failures = Counter(
+            "faillite_agent_inference_failures",
+            "Inference requests answered with an error, per model and HTTP status",
+            ["model", "code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "faillite_agent_inference_duration_seconds",
+            "Time to answer a successful inference request (body read to response built)",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.load_duration = Histogram(
+            "faillite_agent_model_load_duration_seconds",
+            "Time ONNX Runtime took to create a model's session",
+            ["model"],
+            buckets=_LOAD_BUCKETS,
+            registry=r,
+        )
+        self.loads = Counter(
+            "faillite_agent_model_loads",
+            "Load requests per model and outcome (loaded, already_loaded, refused, failed)",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.model_memory = Gauge(
+            "faillite_agent_model_memory_bytes",
+            "Bytes charged to the budget per loaded model",
+            ["model"],
+            registry=r,
+        )
+        Gauge("faillite_agent_memory_budget_bytes", "The node's memory budget", registry=r).set(budget_bytes)
+        Gauge("faillite_agent_memory_used_bytes", "Bytes of the budget in use", registry=r).set_function(
+            used_bytes
+        )
+        Gauge("faillite_agent_models_ready", "Models loaded and serving", registry=r).set_function(
+            ready_models
+        )
+        Gauge("faillite_agent_info", "Constant 1, labelled with the node id", ["node_id"], registry=r).labels(
+            node_id
+        ).set(1)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,274 @@
+"""HTTP handlers of the Open Inference Protocol (KServe v2) REST API and its repository
+extension. Handlers translate between HTTP and the store; errors are raised as
+``AgentError`` and turned into responses by the middleware in ``faillite.agent.server``.
+
+Status codes: 400 bad request (body, inputs, shapes, datatypes), 401 missing/wrong token on a
+control endpoint, 404 unknown model or version, 409 load refused by the memory budget, 413
+body over ``--max-body``, 422 ONNX Runtime refused the model file, 503 model (or agent) not
+ready here, 500 a bug (logged).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from faillite import __version__
+from faillite.agent.codec import decode_request, encode_response
+from faillite.agent.config import AgentConfig
+from faillite.agent.errors import (
+    AgentError,
+    BudgetExceeded,
+    InvalidRequest,
+    ModelLoadFailed,
+    ModelNotFound,
+    ModelNotReady,
+    Unauthorized,
+)
+from faillite.agent.metrics import AgentMetrics
+from faillite.agent.state import ReplicaState
+from faillite.agent.store import LoadOutcome, ModelStore
+
+__all__ = ["HEADER_LENGTH", "AgentRoutes"]
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+_JSON = "application/json"
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type=_JSON)
+
+
+class AgentRoutes:
+    def __init__(self, config: AgentConfig, store: ModelStore, metrics: AgentMetrics) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        self.ready = False  # set once startup loads are done; cleared on shutdown
+        self._token = config.token.encode() if config.token else None
+
+    def register(self, router: web.UrlDispatcher) -> None:
+        get, post = router.add_get, router.add_post
+        get("/v2/health/live", self.live)
+        get("/v2/health/ready", self.server_ready)
+        get("/v2", self.server_metadata)
+        get("/metrics", self.prometheus)
+        for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+            get(prefix, self.model_metadata)
+            get(prefix + "/ready", self.model_ready)
+            post(prefix + "/infer", self.infer)
+        post("/v2/repository/index", self.repository_index)
+        post("/v2/repository/models/{model}/load", self.load)
+        post("/v2/repository/models/{model}/unload", self.unload)
+
+    # -- health and metadata --------------------------------------------------------------
+
+    async def live(self, request: web.Request) -> web.Response:
+        return json_response({"live": True})
+
+    async def server_ready(self, request: web.Request) -> web.Response:
+        if not self.ready:
+            raise ModelNotReady("agent is not ready (starting up or shutting down)")
+        return json_response({"ready": True})
+
+    async def server_metadata(self, request: web.Request) -> web.Response:
+        return json_response(
+            {
+                "name": "faillite-agent",
+                "version": __version__,
+                "extensions": ["binary_tensor_data", "model_repository"],
+                "node_id": self.config.node_id,
+            }
+        )
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        body, content_type = self.metrics.render()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    async def model_metadata(self, request: web.Request) -> web.Response:
+        replica = self.store.replica(request.match_info["model"])
+        self._check_version(request, replica.version)
+
+        def tensors(infos: tuple) -> list[dict[str, Any]]:
+            return [
+                {"name": t.name, "datatype": t.datatype, "shape": None if t.shape is None else list(t.shape)}
+                for t in infos
+            ]
+
+        return json_response(
+            {
+                "name": replica.name,
+                "versions": [str(replica.version)],
+                "platform": "onnxruntime_onnx",
+                "inputs": tensors(replica.inputs),
+                "outputs": tensors(replica.outputs),
+            }
+        )
+
+    async def model_ready(self, request: web.Request) -> web.Response:
+        replica = self.store.replica(request.match_info["model"])
+        self._check_version(request, replica.version)
+        return json_response({"name": replica.name, "ready": True})
+
+    def _check_version(self, request: web.Request, version: int | None) -> None:
+        # acquire() does the same for infer; metadata and ready are checked here.
+        wanted = request.match_info.get("version")
+        if wanted is not None and wanted != str(version):
+            raise ModelNotFound(
+                f"model {request.match_info['model']!r} has no version {wanted} loaded "
+                f"(serving version {version})"
+            )
+
+    # -- inference ------------------------------------------------------------------------
+
+    async def infer(self, request: web.Request) -> web.Response:
+        name = request.match_info["model"]
+        try:
+            replica = self.store.acquire(name, request.match_info.get("version"))
+        except AgentError as exc:
+            if self.store.knows(name):  # unknown names would make label sets unbounded
+                self.metrics.requests.labels(name).inc()
+                self.metrics.failures.labels(name, str(exc.status)).inc()
+            raise
+        self.metrics.requests.labels(name).inc()
+        started = time.perf_counter()
+        try:
+            body = await request.read()
+            decoded = decode_request(body, _header_length(request), replica.inputs, replica.outputs)
+            arrays = await self.store.run(replica, decoded.inputs, [o.name for o in decoded.outputs])
+            specs = {spec.name: spec for spec in replica.outputs}
+            payload, json_length = encode_response(
+                name,
+                str(replica.version),
+                decoded.id,
+                [(specs[o.name], array, o.binary) for o, array in zip(decoded.outputs, arrays, strict=True)],
+            )
+        except BaseException as exc:
+            status = exc.status if isinstance(exc, AgentError | web.HTTPException) else 500
+            self.metrics.failures.labels(name, str(status)).inc()
+            raise
+        finally:
+            self.store.release(replica)
+        self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+        if json_length is None:
+            return web.Response(body=payload, content_type=_JSON)
+        response = web.Response(body=payload, content_type="application/octet-stream")
+        response.headers[HEADER_LENGTH] = str(json_length)
+        return response
+
+    # -- repository extension (control) ---------------------------------------------------
+
+    def _authorize(self, request: web.Request) -> None:
+        if self._token is None:
+            return
+        header = request.headers.get("Authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential:
+            raise Unauthorized("this endpoint needs an 'Authorization: Bearer <token>' header")
+        if not hmac.compare_digest(credential.strip().encode(), self._token):
+            raise Unauthorized("wrong bearer token")
+
+    async def repository_index(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        body = await _control_body(request)
+        ready_only = body.get("ready", False)
+        if not isinstance(ready_only, bool):
+            raise InvalidRequest("'ready' must be true or false")
+        entries = [
+            {
+                "name": e.name,
+                "version": "" if e.version is None else str(e.version),
+                "state": e.state.value,
+                "reason": e.reason,
+            }
+            for e in self.store.index()
+            if not ready_only or e.state is ReplicaState.READY
+        ]
+        return json_response(entries)
+
+    async def load(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        name = request.match_info["model"]
+        body = await _control_body(request)
+        overrides = sorted(k for k in body.get("parameters", {}) if k == "config" or k.startswith("file:"))
+        if overrides:
+            raise InvalidRequest(
+                f"load parameters {', '.join(overrides)} are not supported: the agent "
+                "serves the repository's files as they are"
+            )
+        outcome = await self.load_model(name)
+        return json_response(
+            {
+                "name": name,
+                "version": str(outcome.version),
+                "state": ReplicaState.READY.value,
+                "already_loaded": outcome.already_loaded,
+                "memory_bytes": outcome.footprint,
+                "load_seconds": round(outcome.seconds, 6),
+                "free_bytes": self.store.free_bytes,
+            }
+        )
+
+    async def load_model(self, name: str) -> LoadOutcome:
+        """Load through the store and record the outcome (also used for ``--load`` at startup)."""
+        try:
+            outcome = await self.store.load(name)
+        except BudgetExceeded:
+            self.metrics.loads.labels(name, "refused").inc()
+            raise
+        except ModelLoadFailed:
+            self.metrics.loads.labels(name, "failed").inc()
+            raise
+        self.metrics.loads.labels(name, "already_loaded" if outcome.already_loaded else "loaded").inc()
+        if not outcome.already_loaded:
+            self.metrics.load_duration.labels(name).observe(outcome.seconds)
+            self.metrics.model_memory.labels(name).set(outcome.footprint)
+        return outcome
+
+    async def unload(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        name = request.match_info["model"]
+        await _control_body(request)
+        was_loaded = await self.store.unload(name)
+        if was_loaded:
+            self.metrics.model_memory.remove(name)
+        return json_response(
+            {
+                "name": name,
+                "state": ReplicaState.UNLOADED.value,
+                "was_loaded": was_loaded,
+                "free_bytes": self.store.free_bytes,
+            }
+        )
+
+
+def _header_length(request: web.Request) -> int | None:
+    raw = request.headers.get(HEADER_LENGTH)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise InvalidRequest(f"{HEADER_LENGTH} must be an integer, got {raw!r}") from exc
+
+
+async def _control_body(request: web.Request) -> dict[str, Any]:
+    """Control bodies are optional JSON objects (tritonclient sends an empty one for the index)."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"malformed request JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"request JSON must be an object, got {type(body).__name__}")
+    if not isinstance(body.get("parameters", {}), dict):
+        raise InvalidRequest("'parameters' must be an object")
+    return body

@@ -1,0 +1,122 @@
+"""The agent process: the aiohttp application, error mapping, startup and graceful shutdown.
+
+Every error leaves as an OIP error body ``{"error": "..."}``: ``AgentError`` with its status,
+aiohttp's own HTTP errors (404 no route, 405, 413 body too large) with theirs, and anything
+unexpected as 500 with a log line (never a traceback in the response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from faillite.agent.config import AgentConfig
+from faillite.agent.errors import AgentError
+from faillite.agent.metrics import AgentMetrics
+from faillite.agent.routes import AgentRoutes, json_response
+from faillite.agent.store import ModelStore
+
+__all__ = ["READY_MESSAGE", "ROUTES_KEY", "STORE_KEY", "create_app", "serve"]
+
+log = logging.getLogger("faillite.agent")
+
+# Tests and launchers wait for this line; the URL carries the real port (also for --port 0).
+READY_MESSAGE = "faillite agent {node_id} ready on http://{host}:{port}"
+
+STORE_KEY = web.AppKey("store", ModelStore)
+ROUTES_KEY = web.AppKey("routes", AgentRoutes)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AgentError as exc:
+        return json_response({"error": exc.message}, status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.text or exc.reason
+        if exc.status in (404, 405):  # aiohttp's router: say what was asked for
+            message = f"{exc.reason}: {request.method} {request.path}"
+        response = json_response({"error": message}, status=exc.status)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        return json_response(
+            {"error": f"internal error ({type(exc).__name__}); see the agent's log"}, status=500
+        )
+
+
+def create_app(config: AgentConfig) -> web.Application:
+    store = ModelStore(
+        config.models_dir,
+        config.memory_bytes,
+        intra_op_threads=config.intra_op_threads,
+        infer_threads=config.infer_threads,
+        mem_arena=config.mem_arena,
+    )
+    metrics = AgentMetrics(config.node_id, config.memory_bytes, lambda: store.used_bytes, store.ready_count)
+    routes = AgentRoutes(config, store, metrics)
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_errors])
+    routes.register(app.router)
+    app[STORE_KEY] = store
+    app[ROUTES_KEY] = routes
+
+    async def close_store(app: web.Application) -> None:
+        app[STORE_KEY].close()
+
+    app.on_cleanup.append(close_store)
+    return app
+
+
+async def serve(config: AgentConfig, *, stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (or ``stop`` is set); the exit status."""
+    app = create_app(config)
+    routes = app[ROUTES_KEY]
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout_s)
+    await runner.setup()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, config.host, config.port, backlog=1024)
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror or exc)
+            return 1
+        port = _bound_port(runner, config.port)
+        await app[STORE_KEY].warm_up()
+        # Listen first, load after: liveness answers at once while startup models load.
+        for name in config.load:
+            try:
+                await routes.load_model(name)
+            except AgentError as exc:
+                log.error("--load %s failed: %s", name, exc.message)
+                return 1
+        routes.ready = True
+        log.info(READY_MESSAGE.format(node_id=config.node_id, host=config.host, port=port))
+        await stop.wait()
+        routes.ready = False
+        log.info("faillite agent %s stopping", config.node_id)
+        return 0
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+
+
+def _bound_port(runner: web.AppRunner, requested: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return requested

@@ -1,0 +1,84 @@
+"""``faillite agent``: serve a model repository on this node (see ``faillite.agent``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from faillite.errors import CliError
+from faillite.units import parse_bytes
+
+__all__ = ["add_arguments", "register", "run"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "agent",
+        help="serve a model repository over the Open Inference Protocol (KServe v2)",
+        description="Serve DIR/<model>/<version>/model.onnx with ONNX Runtime over the Open Inference "
+        "Protocol REST API, within a memory budget.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--node-id", required=True, help="this node's name in the cluster")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port; 0 picks a free one (default %(default)s)"
+    )
+    parser.add_argument("--memory", required=True, help="memory budget for loaded models, e.g. 2GiB")
+    parser.add_argument("--models", required=True, type=Path, metavar="DIR", help="the model repository")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("FAILLITE_TOKEN"),
+        help="bearer token required by load/unload/index (default: $FAILLITE_TOKEN)",
+    )
+    parser.add_argument(
+        "--load", nargs="+", action="extend", default=[], metavar="NAME", help="models to load at startup"
+    )
+    parser.add_argument("--intra-op-threads", type=int, default=1, help="ONNX Runtime threads per session")
+    parser.add_argument("--infer-threads", type=int, default=4, help="threads running inference")
+    parser.add_argument("--max-body", default="64MiB", help="largest request body (default %(default)s)")
+    parser.add_argument("--mem-arena", action="store_true", help="enable ONNX Runtime's CPU memory arena")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from faillite.agent.config import AgentConfig
+
+    if not args.models.is_dir():
+        raise CliError(f"--models {args.models}: not a directory")
+    try:
+        config = AgentConfig(
+            node_id=args.node_id,
+            host=args.host,
+            port=args.port,
+            memory_bytes=parse_bytes(args.memory),
+            models_dir=args.models,
+            token=args.token or None,
+            load=tuple(args.load),
+            intra_op_threads=args.intra_op_threads,
+            infer_threads=args.infer_threads,
+            max_body_bytes=parse_bytes(args.max_body),
+            mem_arena=args.mem_arena,
+        )
+    except ValueError as exc:  # parse_bytes, and pydantic's ValidationError (a ValueError)
+        if isinstance(exc, ValidationError):
+            raise CliError("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
+        raise CliError(str(exc)) from exc
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s agent[{config.node_id}] %(message)s",
+    )
+    from faillite.agent.server import serve
+
+    return asyncio.run(serve(config))
