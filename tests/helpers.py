@@ -1,15 +1,10 @@
 """Shared helpers for integration tests: waiting on conditions, starting real agent processes
-on loopback, and a tiny HTTP client with explicit timeouts."""
+on loopback (through faillite's own launcher), and a tiny HTTP client with explicit timeouts."""
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,11 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from faillite.launch.process import AgentProcess
+
 __all__ = ["AgentProcess", "HttpResult", "http_request", "start_agent", "wait_for"]
 
 T = TypeVar("T")
-
-_READY = re.compile(r"faillite agent (\S+) ready on (http://\S+)")
 
 
 def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.01) -> T:
@@ -65,33 +60,6 @@ def http_request(
         conn.close()
 
 
-@dataclass
-class AgentProcess:
-    """A ``faillite agent`` process started by a test; ``url`` is its base URL."""
-
-    proc: subprocess.Popen
-    url: str
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM, wait for a graceful exit; SIGKILL if it does not come."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-                raise AssertionError(f"agent ignored SIGTERM for {timeout} s; log:\n{self.log()}") from None
-        return self.proc.returncode
-
-
 def start_agent(
     models_dir: Path,
     log_dir: Path,
@@ -102,43 +70,15 @@ def start_agent(
     extra: Sequence[str] = (),
     ready_timeout: float = 60.0,
 ) -> AgentProcess:
-    """Start ``faillite agent`` on a free loopback port (``--port 0``) and wait for its ready line."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"agent-{node_id}-{time.monotonic_ns()}.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "faillite.cli",
-        "agent",
-        "--node-id",
-        node_id,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--memory",
-        memory,
-        "--models",
-        str(models_dir),
-        *extra,
-    ]
-    if token is not None:
-        cmd += ["--token", token]
-    env = {k: v for k, v in os.environ.items() if k != "FAILLITE_TOKEN"}
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
-    agent = AgentProcess(proc, "", log_path)
+    """Start ``faillite agent`` on a free loopback port (``--port 0``) and wait for its ready line.
 
-    def ready() -> str | None:
-        match = _READY.search(agent.log())
-        if match:
-            return match.group(2)
-        if proc.poll() is not None:
-            raise AssertionError(f"agent exited with {proc.returncode} before ready; log:\n{agent.log()}")
-        return None
-
+    The token, when given, travels in ``FAILLITE_TOKEN`` (the launcher's way).
+    """
+    agent = AgentProcess(
+        node_id, models_dir, memory, log_dir / f"agent-{node_id}.log", token=token, extra_args=list(extra)
+    )
     try:
-        agent.url = wait_for(ready, ready_timeout, f"agent {node_id} to log its ready line", interval=0.02)
+        agent.start_and_wait(timeout=ready_timeout)
     except BaseException:
         agent.stop()
         raise
