@@ -20,7 +20,17 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-__all__ = ["DATATYPES", "OipClient", "OipConnectionError", "OipError", "OipTimeout"]
+__all__ = [
+    "DATATYPES",
+    "OipClient",
+    "OipConnectionError",
+    "OipError",
+    "OipTimeout",
+    "decode_infer_response",
+    "encode_infer_request",
+    "error_from_response",
+    "send",
+]
 
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
@@ -99,16 +109,14 @@ class OipClient:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
-        url = f"{self.base_url}{path}"
-        merged = {**self._headers, **(headers or {})}
-        limit = aiohttp.ClientTimeout(total=timeout if timeout is not None else self.timeout)
-        try:
-            async with self._client().request(method, url, data=body, headers=merged, timeout=limit) as resp:
-                return resp.status, resp.headers, await resp.read()
-        except TimeoutError as exc:
-            raise OipTimeout(f"{method} {url}: no answer within {limit.total} s") from exc
-        except (aiohttp.ClientConnectionError, ConnectionError) as exc:
-            raise OipConnectionError(f"{method} {url}: {exc}") from exc
+        return await send(
+            self._client(),
+            method,
+            f"{self.base_url}{path}",
+            body=body,
+            headers={**self._headers, **(headers or {})},
+            timeout=timeout if timeout is not None else self.timeout,
+        )
 
     async def _json(self, method: str, path: str, payload: Any = None, timeout: float | None = None) -> Any:
         body = None if payload is None else json.dumps(payload).encode()
@@ -161,8 +169,32 @@ class OipClient:
             "POST", f"/v2/models/{model}/infer", body=body, headers=headers, timeout=timeout
         )
         if status >= 400:
-            raise OipError(status, _message(_decode_json(data) if data else {}, data))
+            raise error_from_response(status, data)
         return decode_infer_response(data, resp_headers.get(_HEADER))
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float,
+) -> tuple[int, Mapping[str, str], bytes]:
+    """One HTTP exchange, with aiohttp's failures translated to ``OipTimeout``/``OipConnectionError``.
+
+    Any HTTP status is returned, not raised: what a status means is the caller's decision.
+    """
+    limit = aiohttp.ClientTimeout(total=timeout)
+    try:
+        async with session.request(method, url, data=body, headers=headers, timeout=limit) as resp:
+            return resp.status, resp.headers, await resp.read()
+    except TimeoutError as exc:
+        raise OipTimeout(f"{method} {url}: no answer within {timeout} s") from exc
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError) as exc:
+        # A payload error is a response cut short: the server went away mid-answer.
+        raise OipConnectionError(f"{method} {url}: {exc}") from exc
 
 
 def encode_infer_request(
@@ -214,6 +246,11 @@ def decode_infer_response(data: bytes, header_length: str | None) -> dict[str, n
             array = np.asarray(out["data"], dtype=dtype)
         result[out["name"]] = array.reshape(out["shape"])
     return result
+
+
+def error_from_response(status: int, body: bytes) -> OipError:
+    """The ``OipError`` for an error answer, with the message of its OIP error body."""
+    return OipError(status, _message(_decode_json(body) if body else {}, body))
 
 
 def _decode_json(data: bytes) -> Any:
