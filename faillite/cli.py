@@ -19,6 +19,7 @@ __all__ = ["build_parser", "main"]
 # Order is the order of `faillite --help`.
 _COMMANDS = [
     "faillite.commands.demo",
+    "faillite.commands.controller",
     "faillite.commands.agent",
     "faillite.commands.zoo",
     "faillite.commands.profile",

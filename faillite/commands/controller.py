@@ -1,0 +1,77 @@
+"""``faillite controller``: run the cluster controller (see ``faillite.controller``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from faillite.errors import CliError
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "controller",
+        help="run the controller: node registry, failure detection, failover, routes",
+        description="Run the faillite controller; agents join with `faillite agent --controller URL`.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=7000, help="port; 0 picks a free one (default %(default)s)"
+    )
+    parser.add_argument("--state", type=Path, required=True, help="SQLite state file (created when missing)")
+    parser.add_argument(
+        "--profiles", type=Path, nargs="+", default=[], help="profile JSON files of the families"
+    )
+    parser.add_argument(
+        "--token", default=os.environ.get("FAILLITE_TOKEN"), help="cluster token ($FAILLITE_TOKEN)"
+    )
+    parser.add_argument("--heartbeat-interval-ms", type=float, default=20.0)
+    parser.add_argument("--heartbeat-timeout-ms", type=float, default=90.0)
+    parser.add_argument("--policy", default="faillite", help="placement policy (default %(default)s)")
+    parser.add_argument("--method", default="exact", choices=["exact", "greedy"])
+    parser.add_argument("--no-progressive", action="store_true", help="cold failover without stepping stones")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from faillite.controller.config import ControllerConfig
+    from faillite.controller.server import serve
+    from faillite.controller.store import StoreError
+    from faillite.profiler.format import ProfileError, load_profiles
+
+    for path in args.profiles:
+        try:
+            load_profiles(path)
+        except ProfileError as exc:
+            raise CliError(str(exc)) from exc
+    try:
+        config = ControllerConfig(
+            host=args.host,
+            port=args.port,
+            state_path=args.state,
+            token=args.token or None,
+            profiles=tuple(args.profiles),
+            heartbeat_interval_ms=args.heartbeat_interval_ms,
+            heartbeat_timeout_ms=args.heartbeat_timeout_ms,
+            policy=args.policy,
+            method=args.method,
+            progressive=not args.no_progressive,
+        )
+    except ValidationError as exc:
+        raise CliError("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s controller %(message)s"
+    )
+    try:
+        return asyncio.run(serve(config))
+    except StoreError as exc:
+        raise CliError(str(exc)) from exc

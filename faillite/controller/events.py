@@ -1,0 +1,59 @@
+"""The event log: structured events, persisted with the controller state, streamed live."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from enum import StrEnum
+from typing import Any
+
+from faillite.controller.store import StateStore
+
+__all__ = ["EventKind", "EventLog"]
+
+log = logging.getLogger("faillite.controller")
+
+
+class EventKind(StrEnum):
+    NODE_REGISTERED = "node_registered"
+    NODE_ADOPTED = "node_adopted"  # re-registered after a controller restart, nothing reloaded
+    FAILURE_SUSPECTED = "failure_suspected"
+    NODE_DEAD = "node_dead"
+    NODE_REJOINED = "node_rejoined"
+    APP_ADDED = "app_added"
+    APP_REMOVED = "app_removed"
+    PLAN_CHANGED = "plan_changed"
+    LOAD_STARTED = "load_started"
+    LOAD_FINISHED = "load_finished"
+    LOAD_FAILED = "load_failed"
+    UNLOADED = "unloaded"
+    ROUTE_CHANGED = "route_changed"
+    PROGRESSIVE_STEP = "progressive_step"
+    APP_RECOVERED = "app_recovered"
+    APP_LOST = "app_lost"
+    FAILBACK = "failback"
+
+
+class EventLog:
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    def emit(self, kind: EventKind, **data: Any) -> dict[str, Any]:
+        event = self._store.append_event(kind.value, data)
+        log.info("event %s %s", kind.value, " ".join(f"{k}={v}" for k, v in data.items()))
+        for queue in list(self._subscribers):
+            if queue.qsize() < 10_000:  # a stuck follower must not grow memory without bound
+                queue.put_nowait(event)
+        return event
+
+    def since(self, event_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        return self._store.events(event_id, limit)
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)

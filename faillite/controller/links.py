@@ -1,0 +1,144 @@
+"""Agents' persistent connections: registration with epochs, heartbeats, and what their loss means.
+
+A crashed agent's socket closes at once, so a closed connection declares the node dead
+(milliseconds). A hung or partitioned agent keeps its socket but stops heartbeating: the
+detector declares it dead after the heartbeat timeout, or sooner after a client's suspicion.
+A node declared dead that comes back gets a new epoch (fencing) and rejoins empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from faillite.controller.cluster import NodeRecord
+from faillite.controller.core import Controller
+from faillite.controller.events import EventKind
+from faillite.controller.liveness import Heartbeats
+from faillite.controller.states import NodeState
+from faillite.wire import Heartbeat, Register, Welcome, parse_agent_message
+
+__all__ = ["agent_connection", "declare_dead", "on_register", "suspect"]
+
+_REGISTER_TIMEOUT_S = 5.0
+
+
+async def agent_connection(controller: Controller, request: web.Request) -> web.WebSocketResponse:
+    """``GET /v1/agents/connect``: one agent's session, from registration to disconnect."""
+    ws = web.WebSocketResponse(max_msg_size=1 << 20)
+    await ws.prepare(request)
+    try:
+        first = await ws.receive(timeout=_REGISTER_TIMEOUT_S)
+        message = parse_agent_message(first.data) if first.type is WSMsgType.TEXT else None
+    except (TimeoutError, ValidationError):
+        message = None
+    if not isinstance(message, Register):
+        await ws.close(code=4400, message=b"expected a register message")
+        return ws
+    welcome = await on_register(controller, message, ws)
+    await ws.send_str(welcome.model_dump_json())
+    node = message.node_id
+    try:
+        async for msg in ws:
+            if msg.type is not WSMsgType.TEXT:
+                continue
+            try:
+                beat = parse_agent_message(msg.data)
+            except ValidationError:
+                continue
+            if isinstance(beat, Heartbeat) and controller.connections.get(node) is ws:
+                _on_heartbeat(controller, node, beat)
+    finally:
+        if controller.connections.get(node) is ws:
+            await declare_dead(controller, node, "connection closed", silent_ms=0.0)
+    return ws
+
+
+async def on_register(controller: Controller, reg: Register, ws: Any) -> Welcome:
+    cluster = controller.cluster
+    known = cluster.nodes.get(reg.node_id)
+    old = controller.connections.get(reg.node_id)
+    if old is not None and old is not ws:
+        # A second session for a live node (agent restarted before anyone noticed): the old
+        # incarnation is gone, fail it over first.
+        await declare_dead(controller, reg.node_id, "replaced by a new agent session", silent_ms=0.0)
+        known = cluster.nodes.get(reg.node_id)
+    adopt = known is not None and known.state is not NodeState.DEAD and reg.epoch == known.epoch
+    if known is None:
+        epoch, state, kind = 1, NodeState.ALIVE, EventKind.NODE_REGISTERED
+    elif adopt:
+        epoch, state, kind = known.epoch, NodeState.ALIVE, EventKind.NODE_ADOPTED
+    else:
+        if known.state is not NodeState.DEAD:  # came back under another epoch: its old self died
+            cluster.set_node_state(reg.node_id, NodeState.DEAD)
+        epoch, state, kind = known.epoch + 1, NodeState.REJOINING, EventKind.NODE_REGISTERED
+    cluster.put_node(
+        NodeRecord(reg.node_id, reg.url, reg.memory_bytes, reg.cores, reg.domain, reg.pid, epoch, state)
+    )
+    controller.connections[reg.node_id] = ws
+    controller.heartbeats[reg.node_id] = Heartbeats(epoch, time.monotonic(), frozenset(reg.loaded))
+    controller.events.emit(
+        kind, node=reg.node_id, epoch=epoch, url=reg.url, state=state.value, loaded=sorted(reg.loaded)
+    )
+    controller.publish_routes()
+    controller.wake()
+    return Welcome(
+        epoch=epoch,
+        heartbeat_interval_ms=controller.config.heartbeat_interval_ms,
+        heartbeat_timeout_ms=controller.config.heartbeat_timeout_ms,
+    )
+
+
+def _on_heartbeat(controller: Controller, node: str, beat: Heartbeat) -> None:
+    hb = controller.heartbeats.get(node)
+    if hb is None or beat.epoch != hb.epoch:
+        return
+    hb.last_seen = time.monotonic()
+    hb.loaded = frozenset(beat.loaded)
+    hb.used_bytes = beat.used_bytes
+    if hb.suspected_at is not None:
+        hb.suspected_at = None
+        if controller.cluster.nodes[node].state is NodeState.SUSPECT:
+            controller.cluster.set_node_state(node, NodeState.ALIVE)
+
+
+async def suspect(controller: Controller, node: str, epoch: int | None, reason: str) -> bool:
+    """A client could not reach ``node``; True when that got it declared dead."""
+    record = controller.cluster.nodes.get(node)
+    hb = controller.heartbeats.get(node)
+    if record is None or hb is None or record.state not in (NodeState.ALIVE, NodeState.SUSPECT):
+        return False
+    if epoch is not None and epoch != record.epoch:
+        return False
+    controller.events.emit(EventKind.FAILURE_SUSPECTED, node=node, reason=reason)
+    if record.state is NodeState.ALIVE:
+        controller.cluster.set_node_state(node, NodeState.SUSPECT)
+    verdict = controller.detector.on_suspicion(hb, time.monotonic())
+    if verdict is not None:
+        await declare_dead(controller, node, verdict.reason, silent_ms=verdict.silent_ms)
+        return True
+    return False
+
+
+async def declare_dead(controller: Controller, node: str, reason: str, *, silent_ms: float) -> None:
+    from faillite.controller.failover import fail_over  # failover imports links' siblings
+
+    record = controller.cluster.nodes.get(node)
+    if record is None or record.state is NodeState.DEAD:
+        return
+    failed_at = time.monotonic() - silent_ms / 1000
+    controller.cluster.set_node_state(node, NodeState.DEAD)
+    controller.heartbeats.pop(node, None)
+    ws = controller.connections.pop(node, None)
+    controller.loading.pop(node, None)
+    controller.events.emit(
+        EventKind.NODE_DEAD, node=node, epoch=record.epoch, reason=reason, detection_ms=round(silent_ms, 1)
+    )
+    if ws is not None and not ws.closed:
+        controller.spawn(ws.close(code=4410, message=b"declared dead"))
+    fail_over(controller, node, failed_at)
+    await asyncio.sleep(0)
