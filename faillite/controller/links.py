@@ -68,13 +68,16 @@ async def on_register(controller: Controller, reg: Register, ws: Any) -> Welcome
         await declare_dead(controller, reg.node_id, "replaced by a new agent session", silent_ms=0.0)
         known = cluster.nodes.get(reg.node_id)
     adopt = known is not None and known.state is not NodeState.DEAD and reg.epoch == known.epoch
+    if known is not None and not adopt and known.state is not NodeState.DEAD:
+        # Back under another epoch (restarted, or fenced itself after a pause) before the
+        # detector noticed: its old incarnation is gone, so fail it over first.
+        await declare_dead(controller, reg.node_id, "came back as a new incarnation", silent_ms=0.0)
+        known = cluster.nodes[reg.node_id]
     if known is None:
         epoch, state, kind = 1, NodeState.ALIVE, EventKind.NODE_REGISTERED
     elif adopt:
         epoch, state, kind = known.epoch, NodeState.ALIVE, EventKind.NODE_ADOPTED
     else:
-        if known.state is not NodeState.DEAD:  # came back under another epoch: its old self died
-            cluster.set_node_state(reg.node_id, NodeState.DEAD)
         epoch, state, kind = known.epoch + 1, NodeState.REJOINING, EventKind.NODE_REGISTERED
     cluster.put_node(
         NodeRecord(reg.node_id, reg.url, reg.memory_bytes, reg.cores, reg.domain, reg.pid, epoch, state)

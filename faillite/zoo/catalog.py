@@ -24,6 +24,7 @@ __all__ = [
     "builtin_manifest_path",
     "estimate_profile",
     "estimated_family_profiles",
+    "estimated_manifest_profiles",
     "known_family_names",
     "load_builtin_family",
     "published_models",
@@ -152,19 +153,23 @@ def estimate_profile(
     )
 
 
+def estimated_manifest_profiles(manifest: FamilyManifest) -> tuple[VariantProfile, ...]:
+    """Estimated profiles of the variants a manifest lists (their real file sizes and MACs)."""
+    return tuple(
+        estimate_profile(
+            manifest.family, v.name, v.accuracy, v.file_bytes, v.flops, source=manifest.accuracy_source
+        )
+        for v in manifest.variants
+    )
+
+
 def estimated_family_profiles(family: str, *, scale: float = 1.0) -> tuple[VariantProfile, ...]:
     """Estimated profiles for every variant of a family (stand-ins at ``scale``).
 
     Accuracy of stand-ins is the published top-1; of built-in families, the measured one.
     """
     if family in builtin_family_names():
-        manifest = load_builtin_family(family, verify=False)
-        return tuple(
-            estimate_profile(
-                family, v.name, v.accuracy, v.file_bytes, v.flops, source=manifest.accuracy_source
-            )
-            for v in manifest.variants
-        )
+        return estimated_manifest_profiles(load_builtin_family(family, verify=False))
     models = standin_families().get(family)
     if models is None:
         raise KeyError(f"unknown family {family!r} (known: {', '.join(known_family_names())})")
