@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["ALL_TYPES", "add_model", "big_model", "place", "types_model"]
+__all__ = ["ALL_TYPES", "add_model", "big_model", "gather_model", "place", "types_model"]
 
 # OIP datatype -> (ONNX element type, numpy dtype) for every datatype the agent serves.
 ALL_TYPES: dict[str, tuple[int, np.dtype]] = {
@@ -86,5 +86,19 @@ def big_model(megabytes: int) -> onnx.ModelProto:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 256])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", columns])],
         [numpy_helper.from_array(weight, "w")],
+    )
+    return _model(graph)
+
+
+def gather_model() -> onnx.ModelProto:
+    """``indices`` INT64 [-1] picks rows of a 4x2 table -> ``rows``: out-of-range indices pass
+    the OIP checks and are refused by ONNX Runtime itself."""
+    table = numpy_helper.from_array(np.arange(8, dtype=np.float32).reshape(4, 2), "table")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "indices"], ["rows"], axis=0)],
+        "gather",
+        [helper.make_tensor_value_info("indices", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["n", 2])],
+        [table],
     )
     return _model(graph)

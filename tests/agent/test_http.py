@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.agent.onnx_models import add_model, place, types_model
+from tests.agent.onnx_models import add_model, gather_model, place, types_model
 from tests.helpers import AgentProcess, HttpResult, http_request, start_agent
 
 pytestmark = pytest.mark.integration
@@ -27,6 +27,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
     repo = tmp / "models"
     place(repo, "add", add_model(), {"memory_bytes": 4 * MiB})
     place(repo, "types", types_model())
+    place(repo, "gather", gather_model())
     place(repo, "spare", add_model(8))
     place(repo, "huge", add_model(), {"memory_bytes": 10 * 1024 * MiB})
     (repo / "broken" / "1").mkdir(parents=True)
@@ -331,3 +332,20 @@ def test_every_datatype_round_trips_as_json(agent: AgentProcess) -> None:
         out = outputs[f"out_{dt}"]
         assert out["datatype"] == dt and out["shape"] == [2, 2]
         assert out["data"] == sample.ravel().tolist(), dt
+
+
+def test_input_refused_by_onnx_runtime_is_a_400(agent: AgentProcess) -> None:
+    assert http_request("POST", f"{agent.url}/v2/repository/models/gather/load", b"", AUTH).status == 200
+    ok = infer(
+        agent, {"inputs": [{"name": "indices", "datatype": "INT64", "shape": [2], "data": [3, 0]}]}, "gather"
+    )
+    assert ok.status == 200 and ok.json()["outputs"][0]["data"] == [6.0, 7.0, 0.0, 1.0]
+    bad = infer(
+        agent, {"inputs": [{"name": "indices", "datatype": "INT64", "shape": [1], "data": [9]}]}, "gather"
+    )
+    assert bad.status == 400
+    assert (
+        bad.json()["error"].startswith("model 'gather' rejected the input:")
+        and "out of" in bad.json()["error"]
+    )
+    assert_still_serving(agent)

@@ -124,3 +124,20 @@ def test_errors_reach_tritonclient_as_exceptions(client: triton.InferenceServerC
         client.infer("digits-mlp-8", [inp])
     assert info.value.status() == "400"
     client.unload_model("digits-mlp-8", headers=AUTH)
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests(client: triton.InferenceServerClient, algorithm: str) -> None:
+    x, y = heldout_split()
+    client.load_model("digits-mlp-16", headers=AUTH)
+    inp = triton.InferInput("input", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    result = client.infer(
+        "digits-mlp-16",
+        [inp],
+        request_compression_algorithm=algorithm,
+        response_compression_algorithm=algorithm,
+    )
+    accuracy = float(np.mean(result.as_numpy("probabilities").argmax(axis=1) == y))
+    assert accuracy == pytest.approx(MANIFEST.variant("digits-mlp-16").accuracy, abs=5e-7)
+    client.unload_model("digits-mlp-16", headers=AUTH)
