@@ -282,12 +282,13 @@ def _print_table(command: str, args: argparse.Namespace, summary: list[ModeResul
         f"medians of {args.repeats} runs; agent outputs match in-process: {'yes' if matches else 'NO'}"
     )
     print(
-        f"{'mode':<14}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'tput ratio':>12}{'p50 +ms':>9}"
+        f"{'mode':<14}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'tput ratio':>12}{'p50 +ms':>9}{'p50 ratio':>11}"
     )
     base = summary[0]
     for r in summary:
         ratio = r.throughput_rps / base.throughput_rps
         print(
             f"{r.mode:<14}{r.requests:>10}{r.throughput_rps:>10.0f}{r.p50_ms:>9.3f}{r.p99_ms:>9.3f}"
-            f"{ratio:>12.3f}{r.p50_ms - base.p50_ms:>9.3f}"
+            f"{ratio:>12.3f}{r.p50_ms - base.p50_ms:>9.3f}{r.p50_ms / base.p50_ms:>11.1f}"
         )
