@@ -23,4 +23,7 @@ class AgentConfig(BaseModel):
     infer_threads: int = Field(default=4, ge=1, description="threads running ONNX Runtime sessions")
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     mem_arena: bool = Field(default=False, description="ONNX Runtime CPU arena; off keeps accounting honest")
+    controller_url: str | None = Field(default=None, description="join this controller's cluster")
+    cores: float = Field(default=1.0, gt=0, description="compute this node offers (told to the controller)")
+    domain: str | None = Field(default=None, description="failure domain (told to the controller)")
     shutdown_timeout_s: float = Field(default=5.0, gt=0, description="grace period for in-flight requests")

@@ -29,9 +29,11 @@ from faillite.agent.errors import (
     ModelNotReady,
     Unauthorized,
 )
+from faillite.agent.link import ControllerLink
 from faillite.agent.metrics import AgentMetrics
 from faillite.agent.state import ReplicaState
 from faillite.agent.store import LoadOutcome, ModelStore
+from faillite.wire import EPOCH_HEADER
 
 __all__ = ["HEADER_LENGTH", "AgentRoutes"]
 
@@ -49,6 +51,7 @@ class AgentRoutes:
         self.store = store
         self.metrics = metrics
         self.ready = False  # set once startup loads are done; cleared on shutdown
+        self.link: ControllerLink | None = None  # set when the agent joins a controller
         self._token = config.token.encode() if config.token else None
 
     def register(self, router: web.UrlDispatcher) -> None:
@@ -129,6 +132,8 @@ class AgentRoutes:
 
     async def infer(self, request: web.Request) -> web.Response:
         name = request.match_info["model"]
+        if self.link is not None:  # fencing: a paused node or a stale route gets no answer
+            self.link.admit(request.headers.get(EPOCH_HEADER))
         try:
             replica = self.store.acquire(name, request.match_info.get("version"))
         except AgentError as exc:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 from aiohttp import web
 
 from faillite.agent.config import AgentConfig
 from faillite.agent.errors import AgentError
+from faillite.agent.link import ControllerLink, LinkSettings
 from faillite.agent.metrics import AgentMetrics
 from faillite.agent.routes import AgentRoutes, json_response
 from faillite.agent.store import ModelStore
@@ -85,6 +87,7 @@ async def serve(config: AgentConfig, *, stop: asyncio.Event | None = None) -> in
     await runner.setup()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    link_task: asyncio.Task[None] | None = None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
@@ -104,8 +107,12 @@ async def serve(config: AgentConfig, *, stop: asyncio.Event | None = None) -> in
                 log.error("--load %s failed: %s", name, exc.message)
                 return 1
         routes.ready = True
+        if config.controller_url:
+            link_task = _join(config, routes, app[STORE_KEY], port)
         log.info(READY_MESSAGE.format(node_id=config.node_id, host=config.host, port=port))
         await stop.wait()
+        if link_task is not None:
+            link_task.cancel()
         routes.ready = False
         log.info("faillite agent %s stopping", config.node_id)
         return 0
@@ -113,6 +120,24 @@ async def serve(config: AgentConfig, *, stop: asyncio.Event | None = None) -> in
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
+
+
+def _join(config: AgentConfig, routes: AgentRoutes, store: ModelStore, port: int) -> asyncio.Task[None]:
+    """Start the persistent link to the controller (heartbeats, epochs, self-fencing)."""
+    assert config.controller_url is not None
+    settings = LinkSettings(
+        controller_url=config.controller_url,
+        node_id=config.node_id,
+        memory_bytes=config.memory_bytes,
+        cores=config.cores,
+        domain=config.domain,
+        token=config.token,
+    )
+    link = ControllerLink(
+        settings, f"http://{config.host}:{port}", os.getpid(), store.ready_names, lambda: store.used_bytes
+    )
+    routes.link = link
+    return asyncio.create_task(link.run())
 
 
 def _bound_port(runner: web.AppRunner, requested: int) -> int:

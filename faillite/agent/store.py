@@ -158,6 +158,9 @@ class ModelStore:
     def ready_count(self) -> int:
         return sum(1 for r in self._replicas.values() if r.state is ReplicaState.READY)
 
+    def ready_names(self) -> list[str]:
+        return sorted(name for name, r in self._replicas.items() if r.state is ReplicaState.READY)
+
     # -- repository -----------------------------------------------------------------------
 
     def _model_dir(self, name: str) -> Path:

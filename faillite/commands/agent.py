@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--infer-threads", type=int, default=4, help="threads running inference")
     parser.add_argument("--max-body", default="64MiB", help="largest request body (default %(default)s)")
     parser.add_argument("--mem-arena", action="store_true", help="enable ONNX Runtime's CPU memory arena")
+    parser.add_argument("--controller", metavar="URL", help="join the cluster of this controller")
+    parser.add_argument("--cores", type=float, default=1.0, help="cores this node offers (default 1)")
+    parser.add_argument("--domain", help="this node's failure domain (e.g. a rack or power feed)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -69,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
             infer_threads=args.infer_threads,
             max_body_bytes=parse_bytes(args.max_body),
             mem_arena=args.mem_arena,
+            controller_url=args.controller,
+            cores=args.cores,
+            domain=args.domain,
         )
     except ValueError as exc:  # parse_bytes, and pydantic's ValidationError (a ValueError)
         if isinstance(exc, ValidationError):

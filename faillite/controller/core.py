@@ -73,6 +73,7 @@ class Controller:
         self._session: aiohttp.ClientSession | None = None
         self._agents: dict[str, OipClient] = {}
         self.started = time.monotonic()
+        self.stopping = False
 
     # lifecycle
     async def start(self) -> None:
@@ -90,6 +91,7 @@ class Controller:
         ]
 
     async def stop(self) -> None:
+        self.stopping = True  # connections we close now are not failures
         tasks = [*self._tasks, *self.programs.values(), *self._background]
         for task in tasks:
             task.cancel()

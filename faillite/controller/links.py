@@ -131,7 +131,7 @@ async def declare_dead(controller: Controller, node: str, reason: str, *, silent
     from faillite.controller.failover import fail_over  # failover imports links' siblings
 
     record = controller.cluster.nodes.get(node)
-    if record is None or record.state is NodeState.DEAD:
+    if record is None or record.state is NodeState.DEAD or controller.stopping:
         return
     failed_at = time.monotonic() - silent_ms / 1000
     controller.cluster.set_node_state(node, NodeState.DEAD)

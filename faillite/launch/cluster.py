@@ -88,8 +88,7 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         profiles = self.prepare()
         self.start_controller(profiles)
-        for node in self.config.nodes:
-            self.start_agent(node)
+        self.start_agents(list(self.config.nodes))
         self.wait_nodes_alive(deadline)
         if self.config.gateway:
             self.start_gateway()
@@ -125,21 +124,26 @@ class LocalCluster:
         self.controller_url = self.controller.wait_for(_CONTROLLER_READY, 60).group("url")
         return self.controller_url
 
-    def start_agent(self, node: NodeConfig) -> AgentProcess:
-        extra = ["--controller", self.controller_url, "--cores", str(node.cores)]
-        if node.domain:
-            extra += ["--domain", node.domain]
-        agent = AgentProcess(
-            node.id,
-            self.workdir / "models",
-            node.memory,
-            self.workdir / "logs" / f"agent-{node.id}.log",
-            token=self.config.token,
-            extra_args=extra,
-        )
-        agent.start_and_wait(timeout=60)
-        self.agents[node.id] = agent
-        return agent
+    def start_agents(self, nodes: list[NodeConfig], timeout: float = 60.0) -> None:
+        """Start the agents together (each takes a second of imports), then wait for each."""
+        started = []
+        for node in nodes:
+            extra = ["--controller", self.controller_url, "--cores", str(node.cores)]
+            if node.domain:
+                extra += ["--domain", node.domain]
+            agent = AgentProcess(
+                node.id,
+                self.workdir / "models",
+                node.memory,
+                self.workdir / "logs" / f"agent-{node.id}.log",
+                token=self.config.token,
+                extra_args=extra,
+            )
+            agent.start()
+            self.agents[node.id] = agent
+            started.append(agent)
+        for agent in started:
+            agent.wait_ready(timeout)
 
     def start_gateway(self) -> str:
         argv = [
@@ -224,10 +228,12 @@ class LocalCluster:
         old = self.agents.pop(node)
         old.stop(timeout=2)
         config = next(n for n in self.config.nodes if n.id == node)
-        return self.start_agent(config)
+        self.start_agents([config])
+        return self.agents[node]
 
     def stop(self) -> None:
-        for process in [self.gateway, *self.agents.values(), self.controller]:
+        # The controller first: agents leaving one by one must not look like failures.
+        for process in [self.gateway, self.controller, *self.agents.values()]:
             if process is not None:
                 if process.alive():
                     process.signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM

@@ -133,6 +133,9 @@ class AgentProcess(ManagedProcess):
 
     def start_and_wait(self, timeout: float = 30.0) -> str:
         self.start()
+        return self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 30.0) -> str:
         match = self.wait_for(_AGENT_READY, timeout)
         self.url = match.group("url")
         return self.url
