@@ -2,8 +2,8 @@
 
 MTTR of an app: from the failure to the end of the first successful response for that app,
 served by another node, that ended after it (the client's view, under closed-loop load).
-Full recovery: until the first success from the variant the app ends up on. Steps: each (node, variant) that served the app
-after the failure, in order, with when its first answer came.
+Full recovery: until the first success from the variant the app ends up on. Steps: each
+(node, variant) that served the app after the failure, in order, with when its first answer came.
 """
 
 from __future__ import annotations
