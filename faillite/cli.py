@@ -24,6 +24,7 @@ _COMMANDS = [
     "faillite.commands.zoo",
     "faillite.commands.profile",
     "faillite.commands.plan",
+    "faillite.commands.gateway",
     "faillite.commands.bench",
 ]
 
