@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import aiohttp
 import numpy as np
+from pydantic import ValidationError
 
 from faillite.client.oip import (
     OipConnectionError,
@@ -165,7 +166,12 @@ class Client:
                     f"controller refused GET /v1/routes: {error_from_response(status, body)}"
                 )
             if status == 200:
-                self.apply(RouteTable.model_validate_json(body))
+                try:
+                    self.apply(RouteTable.model_validate_json(body))
+                except ValidationError as exc:  # the watch sends a full table on connect anyway
+                    log.warning("GET /v1/routes: ignoring a malformed table: %s", exc.errors()[:1])
+            else:
+                log.warning("GET /v1/routes answered %d; watching for routes", status)
         self._watch = RouteWatch(
             self._session,
             f"{self.controller_url}/v1/routes/watch",
@@ -300,12 +306,15 @@ class Client:
                 if isinstance(result, _Abandoned):
                     last_error = result.reason
                     continue
-                status, resp_headers, resp_body = result
-                outcome = status
-                last_error = f"{target.node}: HTTP {status}: {error_from_response(status, resp_body).message}"
+                outcome = result[0]
             decision = self._cache.record(app, target, outcome, loop.time())
-            if decision in (Decision.OK, Decision.REFUSED):
+            if decision in (Decision.OK, Decision.REFUSED):  # only an HTTP answer is either
+                status, resp_headers, resp_body = result
                 return RawResponse(status, resp_headers, resp_body, target), attempts
+            if isinstance(outcome, int):
+                last_error = (
+                    f"{target.node}: HTTP {outcome}: {error_from_response(outcome, result[2]).message}"
+                )
             log.info("app %s: %s on %s (%s); failing over", app, decision.value, target.node, last_error)
             self._report(target, f"{decision.value}: {last_error}", loop.time())
 
