@@ -1,0 +1,88 @@
+"""One entry point: ``make_plan(instance, method=..., policy=...)``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from faillite.placement.exact import solve_exact
+from faillite.placement.explain import counting_reasons, elastic_reasons, static_reasons
+from faillite.placement.feasibility import Context
+from faillite.placement.greedy import solve_greedy
+from faillite.placement.model import Backup, Instance, PlanResult, Status
+from faillite.placement.policies import Policy, rules_for
+
+__all__ = ["Method", "make_plan", "explain"]
+
+#: Elastic explanations are a CP-SAT solve: only for instances of about this many candidates.
+_ELASTIC_MAX_APPS = 2000
+
+
+class Method(StrEnum):
+    EXACT = "exact"
+    GREEDY = "greedy"
+
+
+def explain(ctx: Context, *, time_limit_s: float = 5.0, seed: int = 0) -> tuple[str, ...]:
+    reasons = static_reasons(ctx) or counting_reasons(ctx)
+    if not reasons and len(ctx.apps) <= _ELASTIC_MAX_APPS:
+        reasons = elastic_reasons(ctx, time_limit_s=time_limit_s, seed=seed)
+    return tuple(reasons)
+
+
+def make_plan(
+    inst: Instance,
+    *,
+    method: Method | str = Method.EXACT,
+    policy: Policy | str = Policy.FAILLITE,
+    best_effort: bool = False,
+    time_limit_s: float = 10.0,
+    seed: int = 0,
+    workers: int = 2,
+    keep: Mapping[str, Backup] | None = None,
+) -> PlanResult:
+    """Plan primaries (where not given) and backups. Never raises for an infeasible instance:
+    the result's status says so, with ``reasons``. ``keep`` pins apps' backups (re-planning)."""
+    method, policy = Method(method), Policy(policy)
+    ctx = Context(inst, rules_for(policy, best_effort=best_effort), keep)
+    static = static_reasons(ctx)
+    if static:
+        return PlanResult(Status.INFEASIBLE, method.value, policy.value, reasons=tuple(static))
+    greedy = solve_greedy(ctx, policy=policy.value)
+    if method is Method.GREEDY:
+        result = greedy
+    else:
+        hints = (greedy.plan,) if greedy.plan is not None else ()
+        result = solve_exact(
+            ctx, policy=policy.value, time_limit_s=time_limit_s, seed=seed, workers=workers, hints=hints
+        )
+        if (
+            greedy.plan is not None
+            and greedy.score is not None
+            and (result.score is None or greedy.score > result.score)
+        ):  # CP-SAT ran out of time below the greedy plan: never return worse than greedy
+            result = PlanResult(
+                Status.FEASIBLE,
+                "exact",
+                policy.value,
+                greedy.plan,
+                greedy.score,
+                result.bound,
+                solver_seconds=result.solver_seconds,
+            )
+    if result.plan is None:
+        reasons = explain(ctx, time_limit_s=min(time_limit_s, 5.0), seed=seed)
+        if not reasons:
+            if result.status is Status.INFEASIBLE:
+                reasons = ("no plan satisfies the memory and compute constraints together",)
+            else:
+                reasons = (f"no plan found by {method.value} within its limits (infeasibility not proven)",)
+        return PlanResult(
+            result.status,
+            result.method,
+            result.policy,
+            bound=result.bound,
+            reasons=reasons,
+            solver_seconds=result.solver_seconds,
+        )
+    return result

@@ -1,0 +1,318 @@
+"""The greedy planner: cover every app cheaply, then climb, then trade memory between apps.
+
+1. Primaries not given are placed first: largest first, on the node with the most free memory
+   that meets the SLO and has the compute.
+2. Coverage: apps in order of difficulty (warm-only first, then the largest) get their
+   cheapest backup (least memory; cold when allowed, as cold reservations for different
+   failures share memory).
+3. Climb: each app in turn, most to gain first, moves to the best backup that fits with the
+   others fixed (its current one always fits, so no app gets worse). Repeated until a pass
+   changes nothing or ``passes`` is spent.
+4. Exchange (small instances): an app whose better backup does not fit may take it if moving
+   one app already on that node to its best alternative raises the total.
+
+Node choice: a cold backup goes where it raises the node's reservation peak least (cold
+reservations for different failures overlap), then where most memory is left; a warm one goes
+where most memory is left. Large clusters look only at the ``scan`` nodes with most free
+memory for each app.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from faillite.placement.feasibility import Candidate, Context, candidate_score, plan_score
+from faillite.placement.model import Mode, Plan, PlanResult, Status, Variant
+
+__all__ = ["solve_greedy", "GreedyState"]
+
+
+class GreedyState:
+    """Memory and compute in use per node and per failure scenario, with O(1) feasibility checks."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        n = len(ctx.nodes)
+        self.used = list(ctx.fixed_mem)  # primaries + warm backups
+        self.cold: list[dict[int, int]] = [defaultdict(int) for _ in range(n)]  # scenario -> bytes
+        self.peak = [0] * n
+        self.mc = list(ctx.fixed_mc)  # primaries' compute
+        self.after: list[dict[int, int]] = [defaultdict(int) for _ in range(n)]  # scenario -> mc
+        self.chosen: list[Candidate | None] = [None] * len(ctx.apps)
+        self.primary: list[int | None] = [
+            None if a.primary_node is None else ctx.node_index[a.primary_node] for a in ctx.apps
+        ]
+
+    def free(self, n: int) -> int:
+        return self.ctx.nodes[n].memory_bytes - self.used[n] - self.peak[n]
+
+    def place_primary(self, i: int, n: int) -> None:
+        app, v = self.ctx.apps[i], self.ctx.primary_variant[i]
+        self.primary[i] = n
+        self.used[n] += v.memory_bytes
+        self.mc[n] += v.demand_mc(app.request_rate, self.ctx.nodes[n])
+
+    def fits(self, c: Candidate) -> bool:
+        n = c.backup
+        if n is None:
+            return True
+        budget = self.ctx.nodes[n].memory_bytes
+        scen = self.ctx.scenarios_of[c.primary]
+        if c.mode is Mode.WARM:
+            if self.used[n] + self.peak[n] + c.mem > budget:
+                return False
+        elif any(self.used[n] + self.cold[n][s] + c.mem > budget for s in scen):
+            return False
+        cap = self.ctx.nodes[n].capacity_mc
+        return all(self.mc[n] + self.after[n][s] + c.demand_mc <= cap for s in scen)
+
+    def peak_rise(self, c: Candidate) -> int:
+        assert c.backup is not None
+        n = c.backup
+        top = max(self.cold[n][s] + c.mem for s in self.ctx.scenarios_of[c.primary])
+        return max(0, top - self.peak[n])
+
+    def add(self, c: Candidate) -> None:
+        self.chosen[c.app] = c
+        n = c.backup
+        if n is None:
+            return
+        for s in self.ctx.scenarios_of[c.primary]:
+            self.after[n][s] += c.demand_mc
+            if c.mode is Mode.COLD:
+                self.cold[n][s] += c.mem
+                self.peak[n] = max(self.peak[n], self.cold[n][s])
+        if c.mode is Mode.WARM:
+            self.used[n] += c.mem
+
+    def remove(self, i: int) -> Candidate | None:
+        c = self.chosen[i]
+        self.chosen[i] = None
+        if c is None or c.backup is None:
+            return c
+        n = c.backup
+        for s in self.ctx.scenarios_of[c.primary]:
+            self.after[n][s] -= c.demand_mc
+            if c.mode is Mode.COLD:
+                self.cold[n][s] -= c.mem
+        if c.mode is Mode.COLD:
+            self.peak[n] = max(self.cold[n].values(), default=0)
+        else:
+            self.used[n] -= c.mem
+        return c
+
+
+def _key(c: Candidate | None) -> tuple[int, int, int]:
+    return (-1, 0, 0) if c is None else (c.acc, -c.rt_ms, -c.mem_mib)
+
+
+class _Greedy:
+    def __init__(self, ctx: Context, scan: int) -> None:
+        self.ctx = ctx
+        self.st = GreedyState(ctx)
+        self.scan = scan
+        self._opts: dict[tuple[int, float], list[tuple[Variant, Mode, tuple[int, int, int]]]] = {}
+        self._order: list[int] = list(range(len(ctx.nodes)))
+        self._stale = 0
+
+    # candidate generation ------------------------------------------------------------------
+
+    def options(self, i: int, n: int) -> list[tuple[Variant, Mode, tuple[int, int, int]]]:
+        """(variant, mode, score) allowed for app i on nodes like n, best score first."""
+        node = self.ctx.nodes[n]
+        key = (i, node.speed)
+        if key not in self._opts:
+            ctx, app = self.ctx, self.ctx.apps[i]
+            opts = []
+            for v in ctx.allowed[i]:
+                if v.latency_on(node) > app.slo_ms:
+                    continue
+                for m in ctx.modes_for(i, v, node):
+                    acc, rt, mib = candidate_score(app, v, m, node, ctx.inst)
+                    opts.append((v, m, (acc, -rt, -mib)))
+            opts.sort(key=lambda o: (o[2], -o[0].memory_bytes, o[0].name), reverse=True)
+            self._opts[key] = opts
+        return self._opts[key]
+
+    def pool(self, i: int) -> list[int]:
+        """Nodes that may hold app i's backup: all of them, or the ``scan`` with most free memory."""
+        p = self.st.primary[i]
+        assert p is not None
+        ctx, n_all = self.ctx, len(self.ctx.nodes)
+        if n_all <= self.scan:
+            return [n for n in range(n_all) if ctx.backup_node_ok(p, n)]
+        self._stale -= 1
+        if self._stale <= 0:
+            st = self.st
+            self._order.sort(key=lambda n: st.used[n] - ctx.nodes[n].memory_bytes)
+            self._stale = 64
+        out = []
+        for n in self._order:
+            if ctx.backup_node_ok(p, n):
+                out.append(n)
+                if len(out) >= self.scan:
+                    break
+        return out
+
+    def pick(self, i: int, *, cheapest: bool = False) -> Candidate | None:
+        """The best (or cheapest) backup of app i that fits now, on the best node for it."""
+        ctx, st = self.ctx, self.st
+        p = st.primary[i]
+        assert p is not None
+        kept = ctx.kept_candidate(i, p)
+        if kept is not None:
+            return kept if st.fits(kept) else None
+        pool = self.pool(i)
+        if not pool:
+            return None
+        opts = self.options(i, pool[0])
+        if cheapest:
+            opts = sorted(opts, key=lambda o: (o[0].memory_bytes, o[1] is Mode.WARM, tuple(-x for x in o[2])))
+        uniform = all(ctx.nodes[n].speed == ctx.nodes[pool[0]].speed for n in pool)
+        best: tuple[tuple[int, int, int], tuple[int, int, int], Candidate] | None = None
+        for v, mode, score in opts:
+            if best is not None and (cheapest or score < best[0]):
+                break
+            for n in pool:
+                if not uniform and not any(o[0] == v and o[1] == mode for o in self.options(i, n)):
+                    continue
+                c = ctx.make(i, p, n, v, mode)
+                if not st.fits(c):
+                    continue
+                cost = st.peak_rise(c) if mode is Mode.COLD else c.mem
+                rank = ((c.acc, -c.rt_ms, -c.mem_mib), (-cost, st.free(n) - c.mem, -n))
+                if best is None or rank > (best[0], best[1]):
+                    best = (rank[0], rank[1], c)
+        return None if best is None else best[2]
+
+    # phases --------------------------------------------------------------------------------
+
+    def place_primaries(self) -> list[int]:
+        ctx, st = self.ctx, self.st
+        failed = []
+        todo = [i for i, a in enumerate(ctx.apps) if a.primary_node is None]
+        todo.sort(key=lambda i: -ctx.primary_variant[i].memory_bytes)
+        for i in todo:
+            app, v = ctx.apps[i], ctx.primary_variant[i]
+            ok = [
+                n
+                for n, node in enumerate(ctx.nodes)
+                if v.latency_on(node) <= app.slo_ms
+                and st.used[n] + v.memory_bytes <= node.memory_bytes
+                and st.mc[n] + v.demand_mc(app.request_rate, node) <= node.capacity_mc
+            ]
+            if not ok:
+                failed.append(i)
+                continue
+            st.place_primary(i, max(ok, key=lambda n: (ctx.nodes[n].memory_bytes - st.used[n], -n)))
+        return failed
+
+    def cover(self) -> None:
+        ctx = self.ctx
+
+        def difficulty(i: int) -> tuple[bool, bool, int]:
+            kept = ctx.apps[i].name in ctx.keep
+            warm_only = ctx.apps[i].critical or ctx.apps[i].max_recovery_ms is not None
+            return (not kept, not warm_only, -min((v.memory_bytes for v in ctx.allowed[i]), default=0))
+
+        for i in sorted(range(len(ctx.apps)), key=difficulty):
+            c = self.pick(i, cheapest=True)
+            if c is not None:
+                self.st.add(c)
+
+    def climb(self, passes: int) -> None:
+        ctx, st = self.ctx, self.st
+
+        def gain(i: int) -> float:
+            top = max((v.accuracy for v in ctx.allowed[i]), default=0.0)
+            cur = st.chosen[i]
+            return -ctx.weight_int[i] * (top - (cur.variant.accuracy if cur and cur.variant else 0.0))
+
+        for _ in range(passes):
+            changed = False
+            for i in sorted(range(len(ctx.apps)), key=gain):
+                old = st.remove(i)
+                new = self.pick(i)
+                if new is None or (old is not None and _key(new) <= _key(old)):
+                    new = old
+                else:
+                    changed = True
+                if new is not None:
+                    st.add(new)
+            if not changed:
+                return
+
+    def exchange(self) -> None:
+        """App i takes a better backup on node n after moving one app j off n (if the sum rises)."""
+        ctx, st = self.ctx, self.st
+        for i in range(len(ctx.apps)):
+            p = st.primary[i]
+            assert p is not None
+            if ctx.apps[i].name in ctx.keep:
+                continue
+            cur = _key(st.chosen[i])
+            better = [
+                ctx.make(i, p, n, v, mode)
+                for n in self.pool(i)
+                for v, mode, score in self.options(i, n)
+                if score > cur and v.memory_bytes <= ctx.nodes[n].memory_bytes - ctx.fixed_mem[n]
+            ]
+            better.sort(key=_key, reverse=True)
+            for c in better[:24]:
+                if self._try_exchange(i, c):
+                    break
+
+    def _try_exchange(self, i: int, c: Candidate) -> bool:
+        """Make room for ``c`` by moving one app off its node; True when applied."""
+        st = self.st
+        old_i = st.remove(i)
+        if st.fits(c):
+            st.add(c)
+            return True
+        for j, cj in enumerate(st.chosen):
+            if cj is None or cj.backup != c.backup or j == i or self.ctx.apps[j].name in self.ctx.keep:
+                continue
+            st.remove(j)
+            if st.fits(c):
+                st.add(c)
+                alt = self.pick(j)
+                allowed = alt is not None or not self.ctx.rules.require_backup
+                if allowed and _sum_key(c, alt) > _sum_key(old_i, cj):
+                    if alt is not None:
+                        st.add(alt)
+                    return True
+                st.remove(i)
+            st.add(cj)
+        if old_i is not None:
+            st.add(old_i)
+        return False
+
+
+def _sum_key(a: Candidate | None, b: Candidate | None) -> tuple[int, int, int]:
+    ka, kb = _key(a), _key(b)
+    return (max(ka[0], 0) + max(kb[0], 0), ka[1] + kb[1], ka[2] + kb[2])
+
+
+def solve_greedy(
+    ctx: Context, *, policy: str, passes: int = 4, scan: int = 64, exchange_limit: int = 400
+) -> PlanResult:
+    g = _Greedy(ctx, scan)
+    unplaced = g.place_primaries()
+    if unplaced:
+        return PlanResult(Status.UNKNOWN, "greedy", policy)
+    if ctx.rules.backups:
+        g.cover()
+        g.climb(passes)
+        if len(ctx.apps) <= exchange_limit:
+            g.exchange()
+            g.climb(passes)
+    st = g.st
+    missing = [i for i, c in enumerate(st.chosen) if c is None]
+    if ctx.rules.require_backup and missing:
+        return PlanResult(Status.UNKNOWN, "greedy", policy)
+    chosen = [c if c is not None else ctx.no_backup(i, st.primary[i] or 0) for i, c in enumerate(st.chosen)]
+    for i, p in enumerate(st.primary):
+        assert p is not None
+        chosen[i] = chosen[i] if chosen[i].primary == p else ctx.no_backup(i, p)
+    plan = Plan(tuple(ctx.assignment(c) for c in chosen))
+    return PlanResult(Status.FEASIBLE, "greedy", policy, plan, plan_score(ctx.inst, plan))
