@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.integration
 def test_demo_serves_every_digits_variant_at_its_manifest_accuracy() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "faillite", "demo"], capture_output=True, text=True, timeout=180, check=False
+        [sys.executable, "-m", "faillite", "demo", "--tour"], capture_output=True, text=True, timeout=180, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
     for name in ("digits-mlp-4", "digits-mlp-8", "digits-mlp-16", "digits-mlp-64", "digits-mlp-256x128"):

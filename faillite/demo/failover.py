@@ -70,46 +70,62 @@ async def _scenario(cluster: LocalCluster, say: Callable[[str], None], steady_s:
     async with Client(cluster.controller_url, token=cluster.config.token, request_timeout=0.5) as client:
         load = LoadGenerator(client, _inputs(cluster), workers=1, deadline=10.0)
         load.start()
-        await asyncio.sleep(steady_s)
-        ok_before = sum(1 for r in load.records if r.ok)
-        say(f"steady load: {ok_before} requests answered in {steady_s:.0f} s by {len(apps_before)} clients")
-        pid = cluster.agents[victim].pid
-        failed_at = time.monotonic()
-        cluster.kill_node(victim, signal.SIGKILL)
-        say(f"\nSIGKILL {victim} (pid {pid}), which serves {len(affected)} apps: {', '.join(affected)}")
+        try:
+            return await _observe(cluster, load, say, steady_s, victim, affected, apps_before)
+        finally:
+            await load.stop()
 
-        def recovered() -> bool:
-            apps = {a["name"]: a for a in cluster.apps()}
-            return all(apps[n]["state"] in ("failed_over", "unavailable") for n in affected)
 
-        await _until(recovered, 30, "every affected app to finish failing over")
-        await asyncio.sleep(0.5)  # let every client see the final variant
-        until = time.monotonic()
-        apps_after = {a["name"]: a for a in cluster.apps()}
-        report = [
-            recover_report(
-                load.records,
-                app=name,
-                failed_at=failed_at,
-                until=until,
-                critical=apps_before[name]["spec"].get("critical", False),
-                mode=(apps_before[name]["backup"] or {}).get("mode", "none"),
-                final_variant=apps_after[name]["variant"],
-                accuracy_before=apps_before[name]["accuracy"],
-            )
-            for name in affected
-        ]
-        say(_table(report))
-        summary = summarize(report)
-        say(_summary_line(summary, by_mode(report)))
+async def _observe(
+    cluster: LocalCluster,
+    load: LoadGenerator,
+    say: Callable[[str], None],
+    steady_s: float,
+    victim: str,
+    affected: list[str],
+    apps_before: dict[str, Any],
+) -> dict[str, Any]:
+    await asyncio.sleep(steady_s)
+    ok_before = sum(1 for r in load.records if r.ok)
+    say(f"steady load: {ok_before} requests answered in {steady_s:.0f} s by {len(apps_before)} clients")
+    pid = cluster.agents[victim].pid
+    failed_at = time.monotonic()
+    cluster.kill_node(victim, signal.SIGKILL)
+    say(f"\nSIGKILL {victim} (pid {pid}), which serves {len(affected)} apps: {', '.join(affected)}")
 
-        say(f"\nrestarting {victim} ...")
-        restart_at = time.monotonic()
-        await asyncio.to_thread(cluster.restart_node, victim)
-        await _until(cluster.deployed, 60, "failback: every app back on its primary, protected")
-        failback_ms = (time.monotonic() - restart_at) * 1000
-        await asyncio.sleep(0.3)
-        await load.stop()
+    def recovered() -> bool:
+        apps = {a["name"]: a for a in cluster.apps()}
+        return all(apps[n]["state"] in ("failed_over", "unavailable") for n in affected)
+
+    await _until(recovered, 30, "every affected app to finish failing over")
+    await asyncio.sleep(0.5)  # let every client see the final variant
+    until = time.monotonic()
+    apps_after = {a["name"]: a for a in cluster.apps()}
+    report = [
+        recover_report(
+            load.records,
+            app=name,
+            failed_node=victim,
+            failed_at=failed_at,
+            until=until,
+            critical=apps_before[name]["spec"].get("critical", False),
+            mode=(apps_before[name]["backup"] or {}).get("mode", "none"),
+            final_variant=apps_after[name]["variant"],
+            accuracy_before=apps_before[name]["accuracy"],
+        )
+        for name in affected
+    ]
+    say(_table(report))
+    summary = summarize(report)
+    say(_summary_line(summary, by_mode(report)))
+
+    say(f"\nrestarting {victim} ...")
+    restart_at = time.monotonic()
+    await asyncio.to_thread(cluster.restart_node, victim)
+    await _until(cluster.deployed, 60, "failback: every app back on its primary, protected")
+    failback_ms = (time.monotonic() - restart_at) * 1000
+    await asyncio.sleep(0.3)
+    await load.stop()
     during = [r for r in load.records if r.end >= restart_at]
     failed_failback = sum(1 for r in during if not r.ok)
     back = {a["name"]: a for a in cluster.apps()}
