@@ -21,6 +21,7 @@ _COMMANDS = [
     "faillite.commands.demo",
     "faillite.commands.controller",
     "faillite.commands.agent",
+    "faillite.commands.up",
     "faillite.commands.zoo",
     "faillite.commands.profile",
     "faillite.commands.plan",
