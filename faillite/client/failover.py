@@ -2,9 +2,10 @@
 
 The client holds every app's route (primary target plus warm fallbacks) *before* a failure, so
 a warm failover costs no controller round trip: on a connection error, a 503, a stale epoch
-(409) or a timeout the request is retried at once on the next target, and the suspicion is
-reported to the controller in the background. The decisions are ``faillite.client.routing``'s
-(pure); this module only sends, waits and watches.
+(409) or a timeout the request is retried at once on the next target. A node that could not be
+reached (connection error, timeout) is reported to the controller in the background; a 409 or
+503 came from a live node the controller already knows about, so it is not reported. The
+decisions are ``faillite.client.routing``'s (pure); this module only sends, waits and watches.
 
 Every hop has an explicit timeout: ``request_timeout`` per attempt at a target, ``deadline``
 per request (all attempts and waits together), ``control_timeout`` per controller call. The
@@ -316,7 +317,8 @@ class Client:
                     f"{target.node}: HTTP {outcome}: {error_from_response(outcome, result[2]).message}"
                 )
             log.info("app %s: %s on %s (%s); failing over", app, decision.value, target.node, last_error)
-            self._report(target, f"{decision.value}: {last_error}", loop.time())
+            if isinstance(outcome, Failure):  # the node may be gone; a 409 or 503 came from a live one
+                self._report(target, f"{decision.value}: {last_error}", loop.time())
 
     async def _attempt(
         self,
