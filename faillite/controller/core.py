@@ -149,10 +149,12 @@ class Controller:
         for node_id, record in self.cluster.nodes.items():
             hb = self.heartbeats.get(node_id)
             backing_off = {r.variant for r, t in self.retry_after.items() if r.node == node_id and t > now}
+            connected = node_id in self.connections
             views[node_id] = NodeView(
                 state=record.state,
-                loaded=hb.loaded if hb is not None and node_id in self.connections else frozenset(),
+                loaded=hb.loaded if hb is not None and connected else frozenset(),
                 loading=frozenset(self.loading[node_id] | backing_off),
+                connected=connected,
             )
         return Observed(views, dict(self.undesired_since))
 

@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 
+_LIVE = (NodeState.ALIVE, NodeState.SUSPECT)
+
+
 @dataclass(frozen=True, order=True)
 class Replica:
     node: str
@@ -72,6 +75,12 @@ class NodeView:
     state: NodeState
     loaded: frozenset[str] = frozenset()
     loading: frozenset[str] = frozenset()
+    connected: bool = True  # False: known (e.g. from before a controller restart) but not heard from yet
+
+    @property
+    def live(self) -> bool:
+        """Decisions may act on this node: it is up and we know what it holds."""
+        return self.connected and self.state in _LIVE
 
 
 @dataclass(frozen=True)
@@ -110,7 +119,7 @@ def unneeded(desired: Desired, observed: Observed) -> set[Replica]:
     return {
         Replica(node, variant)
         for node, view in observed.nodes.items()
-        if view.state in _LIVE
+        if view.live
         for variant in view.loaded
         if Replica(node, variant) not in keep
     }
@@ -118,7 +127,7 @@ def unneeded(desired: Desired, observed: Observed) -> set[Replica]:
 
 def decide(desired: Desired, observed: Observed, *, now: float, unload_grace_s: float) -> list[Action]:
     actions: list[Action] = []
-    live = {n for n, v in observed.nodes.items() if v.state in _LIVE}
+    live = {n for n, v in observed.nodes.items() if v.live}
 
     def ready(r: Replica) -> bool:
         return r.node in live and r.variant in observed.nodes[r.node].loaded
@@ -155,9 +164,6 @@ def decide(desired: Desired, observed: Observed, *, now: float, unload_grace_s: 
             if r in stale and since is not None and now - since >= unload_grace_s:
                 actions.append(Unload(r, "no app needs it"))
     return actions
-
-
-_LIVE = (NodeState.ALIVE, NodeState.SUSPECT)
 
 
 def _why_switch(state: AppState | None) -> str:

@@ -119,7 +119,12 @@ class LocalCluster:
             c.method,
             *([] if c.progressive else ["--no-progressive"]),
         ]
-        self.controller = ManagedProcess(argv, self.workdir / "logs" / "controller.log", env=self._env())
+        logs = self.workdir / "logs"
+        runs = len(list(logs.glob("controller*.log"))) if logs.is_dir() else 0
+        log = logs / (
+            "controller.log" if runs == 0 else f"controller-{runs + 1}.log"
+        )  # keep earlier runs' logs
+        self.controller = ManagedProcess(argv, log, env=self._env())
         self.controller.start()
         self.controller_url = self.controller.wait_for(_CONTROLLER_READY, 60).group("url")
         return self.controller_url
@@ -230,6 +235,14 @@ class LocalCluster:
         config = next(n for n in self.config.nodes if n.id == node)
         self.start_agents([config])
         return self.agents[node]
+
+    def restart_controller(self, signum: int = signal.SIGKILL) -> str:
+        """Kill the controller and start a new one on the same port and state file."""
+        assert self.controller is not None
+        port = int(self.controller_url.rsplit(":", 1)[1])
+        self.controller.signal(signum)
+        self.controller.stop(timeout=5)
+        return self.start_controller(self.workdir / "profiles.json", port=port)
 
     def stop(self) -> None:
         # The controller first: agents leaving one by one must not look like failures.
