@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections.abc import Iterator
@@ -108,3 +109,38 @@ async def test_sigstop_is_detected_by_heartbeat_timeout_and_the_node_is_fenced(c
     from_stale = [r for r in load.records if r.ok and r.node == "n2" and stopped_at < r.end < resumed_at]
     assert not from_stale
     assert [e["node"] for e in events(cluster, "node_rejoined")] == ["n2"]
+
+
+async def test_restarted_node_gets_its_apps_back_without_failed_requests(cluster: LocalCluster) -> None:
+    home = {n: a["node"] for n, a in app_states(cluster).items()}
+    async with Client(cluster.controller_url) as client:
+        load = LoadGenerator(client, digit_inputs(cluster), deadline=10.0)
+        load.start()
+        try:
+            await until(lambda: len(load.records) > 50, 20, "steady load")
+            cluster.kill_node("n1", signal.SIGKILL)
+            await until(
+                lambda: all(
+                    a["state"] == "failed_over" for n, a in app_states(cluster).items() if home[n] == "n1"
+                ),
+                30,
+                "failover",
+            )
+            restarted_at = time.monotonic()
+            await asyncio.to_thread(cluster.restart_node, "n1")
+            await until(cluster.deployed, 60, "every app back on its primary and protected")
+            await until(
+                lambda: all(
+                    any(r.ok and r.app == n and r.node == "n1" and r.end > restarted_at for r in load.records)
+                    for n, node in home.items()
+                    if node == "n1"
+                ),
+                10,
+                "clients to be answered from n1 again",
+            )
+        finally:
+            await load.stop()
+    assert {n: a["node"] for n, a in app_states(cluster).items()} == home
+    during = [r for r in load.records if r.end >= restarted_at]
+    assert during and not [r.error for r in during if not r.ok]
+    assert any(e["kind"] == "failback" for e in events(cluster))
