@@ -63,7 +63,7 @@ def static_reasons(ctx: Context) -> list[str]:
         return out
     for i, app in enumerate(ctx.apps):
         prims = ctx.primary_nodes(i)
-        if any(ctx.candidates(i, p, prune=False) for p in prims):
+        if any(ctx.has_candidate(i, p) for p in prims):
             continue
         if app.primary_node is None:
             out.append(f"app {app.name}: wherever its primary goes, no node can hold a backup")

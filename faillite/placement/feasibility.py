@@ -196,6 +196,17 @@ class Context:
             return None
         return self.make(i, p, n, self.inst.variant(self.apps[i].family, b.variant), b.mode)
 
+    def has_candidate(self, i: int, p: int) -> bool:
+        """Whether app i, with its primary on p, has any backup candidate (cheap, early exit)."""
+        if self.kept_candidate(i, p) is not None:
+            return True
+        for n, node in enumerate(self.nodes):
+            if self.backup_node_ok(p, n):
+                for v in self.allowed[i]:
+                    if self.backup_fits_alone(i, p, n, v) and self.modes_for(i, v, node):
+                        return True
+        return False
+
     def no_backup(self, i: int, p: int) -> Candidate:
         return Candidate(i, p, None, None, None, 0, 0, 0, 0, 0)
 

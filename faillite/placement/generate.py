@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import math
 import random
 from collections.abc import Sequence
 
@@ -31,6 +33,9 @@ def random_instance(
     fams = [f for f in families if f.variants]
     apps: list[App] = []
     load = [0] * n_nodes
+    demand = [0.0] * n_nodes
+    heap = [(0, rng.random(), n) for n in range(n_nodes)]  # least-loaded node first
+    heapq.heapify(heap)
     for k in range(n_apps):
         fam = rng.choice(fams)
         front = [
@@ -40,8 +45,11 @@ def random_instance(
         ]
         ranked = sorted(front, key=lambda v: (v.memory_bytes, v.name))
         pv = rng.choice(ranked[len(ranked) // 2 :])
-        node = min(range(n_nodes), key=lambda n: (load[n], rng.random()))
+        _, _, node = heapq.heappop(heap)
         load[node] += pv.memory_bytes
+        rate = round(rng.uniform(0.05, 0.4) * 1000 / max(pv.service_ms, 1.0), 3)
+        demand[node] += rate * pv.service_ms
+        heapq.heappush(heap, (load[node], rng.random(), node))
         critical = rng.random() < critical_fraction
         max_rec = None
         if not critical and rng.random() < max_recovery_fraction:
@@ -55,7 +63,7 @@ def random_instance(
                 weight=rng.choice((1.0, 1.0, 2.0, 3.0, 5.0)),
                 critical=critical,
                 max_recovery_ms=max_rec,
-                request_rate=round(rng.uniform(0.05, 0.4) * 1000 / max(pv.service_ms, 1.0), 3),
+                request_rate=rate,
                 primary_node=f"node-{node:04d}",
             )
         )
@@ -67,7 +75,7 @@ def random_instance(
                 * memory_slack
                 * rng.uniform(0.9, 1.1)
             ),
-            cores=float(rng.choice((4, 8))),
+            cores=float(max(rng.choice((4, 8)), 2 * math.ceil(demand[n] / 1000))),
             domain=f"rack-{n // domain_size}" if domain_size > 0 else None,
         )
         for n in range(n_nodes)

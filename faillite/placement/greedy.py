@@ -53,18 +53,34 @@ class GreedyState:
         self.mc[n] += v.demand_mc(app.request_rate, self.ctx.nodes[n])
 
     def fits(self, c: Candidate) -> bool:
-        n = c.backup
-        if n is None:
+        if c.backup is None:
             return True
+        assert c.mode is not None
+        return self.fits_raw(c.primary, c.backup, c.mem, c.mode, c.demand_mc)
+
+    def fits_raw(self, p: int, n: int, mem: int, mode: Mode, demand_mc: int) -> bool:
         budget = self.ctx.nodes[n].memory_bytes
-        scen = self.ctx.scenarios_of[c.primary]
-        if c.mode is Mode.WARM:
-            if self.used[n] + self.peak[n] + c.mem > budget:
+        scen = self.ctx.scenarios_of[p]
+        used = self.used[n]
+        if mode is Mode.WARM:
+            if used + self.peak[n] + mem > budget:
                 return False
-        elif any(self.used[n] + self.cold[n][s] + c.mem > budget for s in scen):
-            return False
-        cap = self.ctx.nodes[n].capacity_mc
-        return all(self.mc[n] + self.after[n][s] + c.demand_mc <= cap for s in scen)
+        else:
+            cold = self.cold[n]
+            for s in scen:
+                if used + cold[s] + mem > budget:
+                    return False
+        if demand_mc:
+            cap, after, mc = self.ctx.nodes[n].capacity_mc, self.after[n], self.mc[n]
+            for s in scen:
+                if mc + after[s] + demand_mc > cap:
+                    return False
+        return True
+
+    def peak_rise_raw(self, p: int, n: int, mem: int) -> int:
+        cold = self.cold[n]
+        top = max(cold[s] + mem for s in self.ctx.scenarios_of[p])
+        return max(0, top - self.peak[n])
 
     def peak_rise(self, c: Candidate) -> int:
         assert c.backup is not None
@@ -112,6 +128,8 @@ class _Greedy:
         self.st = GreedyState(ctx)
         self.scan = scan
         self._opts: dict[tuple[int, float], list[tuple[Variant, Mode, tuple[int, int, int]]]] = {}
+        self._cheap: dict[tuple[int, float], list[tuple[Variant, Mode, tuple[int, int, int]]]] = {}
+        self.uniform = len({n.speed for n in ctx.nodes}) <= 1
         self._order: list[int] = list(range(len(ctx.nodes)))
         self._stale = 0
 
@@ -133,6 +151,13 @@ class _Greedy:
             opts.sort(key=lambda o: (o[2], -o[0].memory_bytes, o[0].name), reverse=True)
             self._opts[key] = opts
         return self._opts[key]
+
+    def cheap_options(self, i: int, n: int) -> list[tuple[Variant, Mode, tuple[int, int, int]]]:
+        key = (i, self.ctx.nodes[n].speed)
+        if key not in self._cheap:
+            self._cheap[key] = sorted(self.options(i, n), key=lambda o: (o[0].memory_bytes, o[1] is Mode.WARM,
+                                                                        tuple(-x for x in o[2])))
+        return self._cheap[key]
 
     def pool(self, i: int) -> list[int]:
         """Nodes that may hold app i's backup: all of them, or the ``scan`` with most free memory."""
@@ -165,25 +190,27 @@ class _Greedy:
         pool = self.pool(i)
         if not pool:
             return None
-        opts = self.options(i, pool[0])
-        if cheapest:
-            opts = sorted(opts, key=lambda o: (o[0].memory_bytes, o[1] is Mode.WARM, tuple(-x for x in o[2])))
-        uniform = all(ctx.nodes[n].speed == ctx.nodes[pool[0]].speed for n in pool)
-        best: tuple[tuple[int, int, int], tuple[int, int, int], Candidate] | None = None
+        opts = self.cheap_options(i, pool[0]) if cheapest else self.options(i, pool[0])
+        uniform = self.uniform
+        rate = ctx.apps[i].request_rate
+        best: tuple[tuple[int, int, int], tuple[int, int, int], int, Variant, Mode] | None = None
         for v, mode, score in opts:
             if best is not None and (cheapest or score < best[0]):
                 break
             for n in pool:
+                node = ctx.nodes[n]
                 if not uniform and not any(o[0] == v and o[1] == mode for o in self.options(i, n)):
                     continue
-                c = ctx.make(i, p, n, v, mode)
-                if not st.fits(c):
+                mem = v.memory_bytes
+                if not st.fits_raw(p, n, mem, mode, v.demand_mc(rate, node)):
                     continue
-                cost = st.peak_rise(c) if mode is Mode.COLD else c.mem
-                rank = ((c.acc, -c.rt_ms, -c.mem_mib), (-cost, st.free(n) - c.mem, -n))
-                if best is None or rank > (best[0], best[1]):
-                    best = (rank[0], rank[1], c)
-        return None if best is None else best[2]
+                cost = st.peak_rise_raw(p, n, mem) if mode is Mode.COLD else mem
+                rank = (-cost, st.free(n) - mem, -n)
+                if best is None or (score, rank) > (best[0], best[1]):
+                    best = (score, rank, n, v, mode)
+        if best is None:
+            return None
+        return ctx.make(i, p, best[2], best[3], best[4])
 
     # phases --------------------------------------------------------------------------------
 
@@ -258,7 +285,7 @@ class _Greedy:
                 if score > cur and v.memory_bytes <= ctx.nodes[n].memory_bytes - ctx.fixed_mem[n]
             ]
             better.sort(key=_key, reverse=True)
-            for c in better[:24]:
+            for c in better[:8]:
                 if self._try_exchange(i, c):
                     break
 
@@ -294,9 +321,12 @@ def _sum_key(a: Candidate | None, b: Candidate | None) -> tuple[int, int, int]:
 
 
 def solve_greedy(
-    ctx: Context, *, policy: str, passes: int = 4, scan: int = 64, exchange_limit: int = 400
+    ctx: Context, *, policy: str, passes: int | None = None, scan: int | None = None, exchange_limit: int = 250
 ) -> PlanResult:
-    g = _Greedy(ctx, scan)
+    """``passes`` and ``scan`` default by size: 4 and 64 up to 2,000 apps, 1 and 16 beyond."""
+    large = len(ctx.apps) > 2000
+    passes = passes if passes is not None else (1 if large else 4)
+    g = _Greedy(ctx, scan if scan is not None else (16 if large else 64))
     unplaced = g.place_primaries()
     if unplaced:
         return PlanResult(Status.UNKNOWN, "greedy", policy)

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 __all__ = [
     "ACCURACY_SCALE",
@@ -141,26 +142,38 @@ class Instance:
             if a.primary_node is not None and a.primary_node not in nodes:
                 raise PlanningError(f"app {a.name!r}: unknown primary node {a.primary_node!r}")
 
+    @cached_property
+    def _nodes(self) -> dict[str, Node]:
+        return {n.id: n for n in self.nodes}
+
+    @cached_property
+    def _families(self) -> dict[str, Family]:
+        return {f.name: f for f in self.families}
+
+    @cached_property
+    def _apps(self) -> dict[str, App]:
+        return {a.name: a for a in self.apps}
+
     def node(self, node_id: str) -> Node:
-        for n in self.nodes:
-            if n.id == node_id:
-                return n
-        raise PlanningError(f"unknown node {node_id!r}")
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise PlanningError(f"unknown node {node_id!r}") from None
 
     def family(self, name: str) -> Family:
-        for f in self.families:
-            if f.name == name:
-                return f
-        raise PlanningError(f"unknown family {name!r}")
+        try:
+            return self._families[name]
+        except KeyError:
+            raise PlanningError(f"unknown family {name!r}") from None
 
     def variant(self, family: str, name: str) -> Variant:
         return self.family(family).variant(name)
 
     def app(self, name: str) -> App:
-        for a in self.apps:
-            if a.name == name:
-                return a
-        raise PlanningError(f"unknown app {name!r}")
+        try:
+            return self._apps[name]
+        except KeyError:
+            raise PlanningError(f"unknown app {name!r}") from None
 
 
 class Mode(StrEnum):
@@ -213,7 +226,7 @@ class Score:
 
 
 class Status(StrEnum):
-    OPTIMAL = "optimal"  # proven optimal (exact), or nothing to choose
+    OPTIMAL = "optimal"  # weighted accuracy proven optimal (exact)
     FEASIBLE = "feasible"  # a valid plan, optimality not proven
     INFEASIBLE = "infeasible"  # proven that no plan satisfies the constraints
     UNKNOWN = "unknown"  # no plan found within the limits, infeasibility not proven
@@ -229,6 +242,7 @@ class PlanResult:
     bound: float | None = None  # upper bound on the weighted accuracy (exact only)
     reasons: tuple[str, ...] = ()
     solver_seconds: float | None = None  # CP-SAT's own wall time; callers time the whole call
+    tiebreaks_optimal: bool = False  # exact: recovery time and memory proven minimal too
 
     @property
     def ok(self) -> bool:
