@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from faillite.errors import CliError
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--steady", type=float, default=2.0, help="seconds of load before the failure")
+    parser.add_argument("--workdir", type=Path, help="keep the cluster's state and logs here")
     parser.add_argument(
         "--tour", action="store_true", help="instead: one agent serving the digits family (no cluster)"
     )
@@ -38,6 +40,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.steady <= 0:
         raise CliError("--steady must be positive")
     try:
-        return run_failover_demo(as_json=args.json, steady_s=args.steady)
+        return run_failover_demo(as_json=args.json, steady_s=args.steady, workdir=args.workdir)
     except (LaunchError, TimeoutError) as exc:
         raise CliError(str(exc), exit_code=1) from exc

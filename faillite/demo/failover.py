@@ -62,10 +62,13 @@ async def _until(condition: Callable[[], bool], timeout: float, what: str) -> No
 
 async def _scenario(cluster: LocalCluster, say: Callable[[str], None], steady_s: float) -> dict[str, Any]:
     apps_before = {a["name"]: a for a in cluster.apps()}
-    victim = max(
-        (n.id for n in cluster.config.nodes),
-        key=lambda node: (sum(1 for a in apps_before.values() if a["node"] == node), node),
-    )
+
+    def weight(node: str) -> tuple[int, int, str]:  # most apps, then most cold ones: show both paths
+        mine = [a for a in apps_before.values() if a["node"] == node]
+        cold = sum(1 for a in mine if (a["backup"] or {}).get("mode") != "warm")
+        return len(mine), cold, node
+
+    victim = max((n.id for n in cluster.config.nodes), key=weight)
     affected = sorted(name for name, a in apps_before.items() if a["node"] == victim)
     async with Client(cluster.controller_url, token=cluster.config.token, request_timeout=0.5) as client:
         load = LoadGenerator(client, _inputs(cluster), workers=1, deadline=10.0)
@@ -203,13 +206,17 @@ def _summary_line(summary: dict[str, Any], modes: dict[str, Any]) -> str:
 
 
 def run_failover_demo(
-    *, as_json: bool = False, steady_s: float = 2.0, say: Callable[[str], None] = print
+    *,
+    as_json: bool = False,
+    steady_s: float = 2.0,
+    workdir: Path | None = None,
+    say: Callable[[str], None] = print,
 ) -> int:
     out = (lambda _msg: None) if as_json else say
     config = demo_config()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="faillite-demo-") as tmp:
-        cluster = LocalCluster(config, Path(tmp), say=out)
+        cluster = LocalCluster(config, workdir or Path(tmp), say=out)
         try:
             out(f"faillite demo: {len(config.nodes)} nodes, {len(config.apps)} apps, on this machine")
             cluster.start()
