@@ -33,3 +33,4 @@ class ControllerConfig(BaseModel):
     method: str = "exact"
     plan_time_limit_s: float = Field(default=5.0, gt=0)
     progressive: bool = True
+    climb_interval_ms: float = Field(default=2000.0, gt=0, description="how often to try climbing back")

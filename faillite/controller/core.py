@@ -35,7 +35,7 @@ from faillite.controller.liveness import Detector, Heartbeats
 from faillite.controller.planning import build_families
 from faillite.controller.states import AppState, NodeState
 from faillite.controller.store import StateStore
-from faillite.placement import Family, Node, PlannerParams
+from faillite.placement import Assignment, Family, Node, PlannerParams
 from faillite.profiler.format import load_profiles
 from faillite.wire import RouteTable
 
@@ -66,6 +66,8 @@ class Controller:
         self.programs: dict[str, asyncio.Task[None]] = {}
         self.pinned: dict[str, set[Replica]] = {}
         self.failed_at: dict[str, tuple[float, str]] = {}  # app -> (failure time, node), until recovered
+        self.climbing: dict[str, Assignment] = {}  # app -> its assignment before a climb back
+        self.climb_blocked: dict[str, float] = {}  # app -> no climb before this time
         self.watchers: set[Any] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,6 +90,7 @@ class Controller:
                 self._loop(self.reconcile_once, self.config.reconcile_interval_ms, wake=True)
             ),
             asyncio.create_task(self._loop(self.detect_once, self.config.heartbeat_interval_ms / 2)),
+            asyncio.create_task(self._loop(self.climb_once, self.config.climb_interval_ms)),
         ]
 
     async def stop(self) -> None:
@@ -165,6 +168,7 @@ class Controller:
             states={app: s.state for app, s in self.cluster.serving.items()},
             busy=frozenset(self.programs),
             pinned=frozenset(r for rs in self.pinned.values() for r in rs),
+            home={a.app: Replica(a.primary_node, a.primary_variant) for a in self.cluster.home_plan},
         )
 
     # the reconcile step
@@ -200,6 +204,11 @@ class Controller:
         live = {n: hb for n, hb in self.heartbeats.items() if n in self.cluster.nodes}
         for verdict in self.detector.check(live, time.monotonic()):
             await declare_dead(self, verdict.node, verdict.reason, silent_ms=verdict.silent_ms)
+
+    async def climb_once(self) -> None:
+        from faillite.controller.climb import climb_once  # climb imports core: break the cycle
+
+        await climb_once(self)
 
     def maybe_failback(self) -> None:
         home_nodes = {a.primary_node for a in self.cluster.home_plan} | {

@@ -90,6 +90,7 @@ class Desired:
     states: Mapping[str, AppState]
     busy: Set[str] = frozenset()  # apps whose failover program is running
     pinned: Set[Replica] = frozenset()  # replicas a running program needs
+    home: Mapping[str, Replica] = field(default_factory=dict)  # each app's primary with every node up
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,10 @@ def decide(desired: Desired, observed: Observed, *, now: float, unload_grace_s: 
         if primary != current:
             want(primary, app, "plan primary" if current is None else "converge to the plan's primary")
             if ready(primary):
-                why = _why_switch(desired.states.get(app))
-                actions.append(SetServing(app, primary, AppState.PRIMARY, why))
+                at_home = desired.home.get(app, primary) == primary
+                state = AppState.PRIMARY if at_home else AppState.FAILED_OVER
+                why = _why_switch(desired.states.get(app)) if at_home else "climb back to a better variant"
+                actions.append(SetServing(app, primary, state, why))
         if asg.backup is not None and asg.backup.mode is Mode.WARM:
             want(Replica(asg.backup.node, asg.backup.variant), app, "warm backup")
 

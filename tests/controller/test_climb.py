@@ -1,0 +1,75 @@
+"""Climbing back after a failover, on the real Controller object (no processes needed: the
+climb only reads and writes the controller's state; loading is the reconcile loop's job)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from faillite.controller.climb import climb_once
+from faillite.controller.cluster import NodeRecord, Serving
+from faillite.controller.config import ControllerConfig
+from faillite.controller.core import Controller
+from faillite.controller.decide import Replica
+from faillite.controller.planning import AppSpec
+from faillite.controller.states import AppState, NodeState
+from faillite.placement import Assignment, Backup, Mode, Plan
+from faillite.profiler.format import MachineInfo, ProfileSet, save_profiles
+from faillite.zoo.catalog import estimated_family_profiles
+
+
+def controller_after_failover(tmp_path: Path) -> Controller:
+    profiles = tmp_path / "profiles.json"
+    save_profiles(
+        ProfileSet(
+            machine=MachineInfo(hostname="test", cpu_count=2, onnxruntime="estimated"),
+            created=dt.datetime.now(dt.UTC).isoformat(),
+            variants=estimated_family_profiles("digits"),
+        ),
+        profiles,
+    )
+    c = Controller(ControllerConfig(state_path=tmp_path / "state.sqlite", profiles=(profiles,)))
+    for node, state in (("n1", NodeState.DEAD), ("n2", NodeState.ALIVE), ("n3", NodeState.ALIVE)):
+        c.cluster.put_node(NodeRecord(node, f"http://{node}", 8 << 20, 1.0, None, None, 1, state))
+    c.cluster.put_app(AppSpec(name="a", family="digits", slo_ms=20))
+    home = Plan((Assignment("a", "n1", "digits-mlp-256x128", Backup("n2", "digits-mlp-4", Mode.COLD)),))
+    now = Plan((Assignment("a", "n2", "digits-mlp-4", Backup("n3", "digits-mlp-4", Mode.COLD)),))
+    c.cluster.set_plans(now, home)
+    c.cluster.set_serving("a", Serving(AppState.FAILED_OVER, Replica("n2", "digits-mlp-4")))
+    return c
+
+
+async def test_an_app_climbs_one_variant_at_a_time_where_it_runs(tmp_path: Path) -> None:
+    c = controller_after_failover(tmp_path)
+    await climb_once(c)
+    (asg,) = c.cluster.plan
+    assert (asg.primary_node, asg.primary_variant) == ("n2", "digits-mlp-8")
+    assert asg.backup is not None  # still protected
+    assert c.climbing["a"].primary_variant == "digits-mlp-4"
+    await climb_once(c)  # the first climb has not been served yet: no second step
+    assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-8"
+    kinds = [e["reason"] for e in c.events.since() if e["kind"] == "plan_changed"]
+    assert kinds == ["climb back: a from digits-mlp-4 to digits-mlp-8"]
+    c.store.close()
+
+
+async def test_a_refused_climb_is_undone_and_not_retried_at_once(tmp_path: Path) -> None:
+    c = controller_after_failover(tmp_path)
+    await climb_once(c)
+    c.retry_after[Replica("n2", "digits-mlp-8")] = time.monotonic() + 1  # the agent refused the load
+    await climb_once(c)
+    assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-4"
+    assert "a" not in c.climbing and c.climb_blocked["a"] > time.monotonic()
+    await climb_once(c)
+    assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-4"  # blocked for a while
+    c.store.close()
+
+
+async def test_no_climb_when_every_node_is_back_or_a_program_runs(tmp_path: Path) -> None:
+    c = controller_after_failover(tmp_path)
+    c.cluster.set_node_state("n1", NodeState.REJOINING)
+    c.cluster.set_node_state("n1", NodeState.ALIVE)
+    await climb_once(c)  # failback's job, not climbing's
+    assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-4"
+    c.store.close()
