@@ -60,9 +60,10 @@ def make_plan(
             greedy.plan is not None
             and greedy.score is not None
             and (result.score is None or greedy.score > result.score)
-        ):  # CP-SAT ran out of time below the greedy plan: never return worse than greedy
+        ):  # never return worse than greedy (CP-SAT out of time, or its tie-breaks unfinished)
+            same_accuracy = result.score is not None and result.score.accuracy == greedy.score.accuracy
             result = PlanResult(
-                Status.FEASIBLE,
+                result.status if same_accuracy else Status.FEASIBLE,
                 "exact",
                 policy.value,
                 greedy.plan,
