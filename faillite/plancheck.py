@@ -129,12 +129,7 @@ def check(doc: dict[str, Any], *, tolerance: float = 1e-6) -> CheckReport:
             out.append(f"app {name}: backup on {b['node']} fails together with its primary on {prim['node']}")
         if policy in ("full-warm", "full-cold") and b["variant"] != prim["variant"]:
             out.append(f"app {name}: policy {policy} keeps the primary's variant")
-        if (
-            policy == "full-warm"
-            and b["mode"] != "warm"
-            or policy == "hetero-warm-only"
-            and b["mode"] != "warm"
-        ):
+        if policy in ("full-warm", "hetero-warm-only") and b["mode"] != "warm":
             out.append(f"app {name}: policy {policy} allows warm backups only")
         if policy == "full-cold" and b["mode"] != "cold":
             out.append(f"app {name}: policy full-cold allows cold backups only")

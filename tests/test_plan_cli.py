@@ -16,11 +16,19 @@ EXAMPLES = ROOT / "examples"
 
 
 def faillite(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "faillite.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "faillite.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
 
 
-def plan(*extra: str, cluster: str = "cluster.yaml", apps: str = "apps.yaml") -> subprocess.CompletedProcess[str]:
+def plan(
+    *extra: str, cluster: str = "cluster.yaml", apps: str = "apps.yaml"
+) -> subprocess.CompletedProcess[str]:
     return faillite("plan", "--cluster", str(EXAMPLES / cluster), "--apps", str(EXAMPLES / apps), *extra)
 
 
@@ -47,7 +55,14 @@ def test_json_is_complete_and_checks(method: str) -> None:
     for a in doc["apps"]:
         assert {"name", "family", "primary", "backup"} <= set(a)
         assert set(a["primary"]) == {"node", "variant", "memory_bytes", "accuracy"}
-        assert set(a["backup"]) == {"node", "variant", "memory_bytes", "accuracy", "mode", "expected_recovery_ms"}
+        assert set(a["backup"]) == {
+            "node",
+            "variant",
+            "memory_bytes",
+            "accuracy",
+            "mode",
+            "expected_recovery_ms",
+        }
         assert a["backup"]["mode"] in ("warm", "cold")
     assert next(a for a in doc["apps"] if a["name"] == "gate-camera")["backup"]["mode"] == "warm"  # critical
     assert check(doc).violations == []

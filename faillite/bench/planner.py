@@ -22,7 +22,7 @@ from faillite.plancfg import variant_from_profile
 from faillite.plancheck import check
 from faillite.zoo.catalog import estimated_family_profiles
 
-__all__ = ["register", "run_benchmark", "FAMILIES"]
+__all__ = ["FAMILIES", "register", "run_benchmark"]
 
 FAMILIES = ("ResNet", "EfficientNet", "MobileNet", "RegNet", "ConvNeXt")
 FULL_SIZES = ((10, 4), (50, 10), (100, 20), (200, 40))
@@ -57,16 +57,25 @@ def _families() -> list[Family]:
     return [Family(f, tuple(variant_from_profile(p) for p in estimated_family_profiles(f))) for f in FAMILIES]
 
 
-def run_benchmark(*, quick: bool, seeds: int, time_limit_s: float, slack: float, workers: int,
-                  out: list[Row] | None = None, echo: bool = True) -> list[Row]:
+def run_benchmark(
+    *,
+    quick: bool,
+    seeds: int,
+    time_limit_s: float,
+    slack: float,
+    workers: int,
+    out: list[Row] | None = None,
+    echo: bool = True,
+) -> list[Row]:
     fams = _families()
     rows: list[Row] = [] if out is None else out
     sizes = [(a, n, True) for a, n in (QUICK_SIZES if quick else FULL_SIZES)]
     sizes += [(a, n, False) for a, n in (QUICK_GREEDY_ONLY if quick else FULL_GREEDY_ONLY)]
     for n_apps, n_nodes, with_exact in sizes:
         for seed in range(seeds if with_exact else 1):
-            inst = random_instance(fams, n_apps, n_nodes, seed=seed, memory_slack=slack,
-                                   domain_size=5 if n_nodes >= 10 else 0)
+            inst = random_instance(
+                fams, n_apps, n_nodes, seed=seed, memory_slack=slack, domain_size=5 if n_nodes >= 10 else 0
+            )
             t = time.perf_counter()
             g = make_plan(inst, method=Method.GREEDY)
             row = Row(n_apps, n_nodes, seed, time.perf_counter() - t, g.objective)
@@ -74,17 +83,24 @@ def run_benchmark(*, quick: bool, seeds: int, time_limit_s: float, slack: float,
                 row.violations += len(check(plan_document(inst, g)).violations)
             if with_exact:
                 t = time.perf_counter()
-                e = make_plan(inst, method=Method.EXACT, time_limit_s=time_limit_s, seed=seed, workers=workers)
+                e = make_plan(
+                    inst, method=Method.EXACT, time_limit_s=time_limit_s, seed=seed, workers=workers
+                )
                 row.exact_s = time.perf_counter() - t
                 row.exact_status, row.exact_objective, row.exact_bound = e.status.value, e.objective, e.bound
                 if e.plan is not None:
                     row.violations += len(check(plan_document(inst, e)).violations)
             rows.append(row)
             if echo:
-                print(f"  {n_apps}x{n_nodes} seed {seed}: greedy {row.greedy_s:.3f} s"
-                      + ("" if row.exact_s is None else
-                         f", exact {row.exact_s:.3f} s ({row.exact_status}), gap {_fmt_gap(row.gap)}"),
-                      file=sys.stderr)
+                print(
+                    f"  {n_apps}x{n_nodes} seed {seed}: greedy {row.greedy_s:.3f} s"
+                    + (
+                        ""
+                        if row.exact_s is None
+                        else f", exact {row.exact_s:.3f} s ({row.exact_status}), gap {_fmt_gap(row.gap)}"
+                    ),
+                    file=sys.stderr,
+                )
     return rows
 
 
@@ -100,17 +116,25 @@ def summarize(rows: list[Row]) -> list[dict[str, object]]:
         opt = [r for r in ex if r.exact_status == "optimal"]
         gaps = [r.gap for r in opt if r.gap is not None]
         bound_gaps = [r.gap for r in ex if r.exact_status != "optimal" and r.gap is not None]
-        out.append({
-            "apps": size[0], "nodes": size[1], "runs": len(rs),
-            "greedy_median_s": statistics.median(r.greedy_s for r in rs),
-            "exact_median_s": statistics.median(r.exact_s for r in ex if r.exact_s is not None) if ex else None,
-            "exact_optimal": len(opt),
-            "gap_median": statistics.median(gaps) if gaps else None,
-            "gap_max": max(gaps) if gaps else None,
-            "gap_to_bound_max": max(bound_gaps) if bound_gaps else None,
-            "exact_below_greedy": sum(1 for r in ex if (r.exact_objective or 0) < (r.greedy_objective or 0) - 1e-9),
-            "violations": sum(r.violations for r in rs),
-        })
+        out.append(
+            {
+                "apps": size[0],
+                "nodes": size[1],
+                "runs": len(rs),
+                "greedy_median_s": statistics.median(r.greedy_s for r in rs),
+                "exact_median_s": statistics.median(r.exact_s for r in ex if r.exact_s is not None)
+                if ex
+                else None,
+                "exact_optimal": len(opt),
+                "gap_median": statistics.median(gaps) if gaps else None,
+                "gap_max": max(gaps) if gaps else None,
+                "gap_to_bound_max": max(bound_gaps) if bound_gaps else None,
+                "exact_below_greedy": sum(
+                    1 for r in ex if (r.exact_objective or 0) < (r.greedy_objective or 0) - 1e-9
+                ),
+                "violations": sum(r.violations for r in rs),
+            }
+        )
     return out
 
 
@@ -118,16 +142,20 @@ def _table(summary: list[dict[str, object]]) -> str:
     def f(x: object, spec: str) -> str:
         return "-" if x is None else format(x, spec)
 
-    lines = ["apps x nodes  runs  greedy median s  exact median s  exact optimal  gap median  gap max  "
-             "gap to bound max  plan violations"]
+    lines = [
+        "apps x nodes  runs  greedy median s  exact median s  exact optimal  gap median  gap max  "
+        "gap to bound max  plan violations"
+    ]
     for s in summary:
         gm = None if s["gap_median"] is None else 100 * float(s["gap_median"])  # type: ignore[arg-type]
         gx = None if s["gap_max"] is None else 100 * float(s["gap_max"])  # type: ignore[arg-type]
         gb = None if s["gap_to_bound_max"] is None else 100 * float(s["gap_to_bound_max"])  # type: ignore[arg-type]
-        lines.append(f"{s['apps']:>5} x {s['nodes']:<5} {s['runs']:>4}  {f(s['greedy_median_s'], '15.3f')}  "
-                     f"{f(s['exact_median_s'], '>14.3f') if s['exact_median_s'] is not None else '             -'}  "
-                     f"{s['exact_optimal']:>13}  {f(gm, '9.3f')} %  {f(gx, '6.3f')} %  {f(gb, '15.3f')} %  "
-                     f"{s['violations']:>15}")
+        lines.append(
+            f"{s['apps']:>5} x {s['nodes']:<5} {s['runs']:>4}  {f(s['greedy_median_s'], '15.3f')}  "
+            f"{f(s['exact_median_s'], '>14.3f') if s['exact_median_s'] is not None else '             -'}  "
+            f"{s['exact_optimal']:>13}  {f(gm, '9.3f')} %  {f(gx, '6.3f')} %  {f(gb, '15.3f')} %  "
+            f"{s['violations']:>15}"
+        )
     return "\n".join(lines)
 
 
@@ -144,8 +172,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     seeds = args.seeds or (2 if args.quick else 5)
-    rows = run_benchmark(quick=args.quick, seeds=seeds, time_limit_s=args.time_limit, slack=args.slack,
-                         workers=args.workers, echo=not args.json)
+    rows = run_benchmark(
+        quick=args.quick,
+        seeds=seeds,
+        time_limit_s=args.time_limit,
+        slack=args.slack,
+        workers=args.workers,
+        echo=not args.json,
+    )
     summary = summarize(rows)
     if args.json:
         print(json.dumps({"summary": summary, "runs": [asdict(r) | {"gap": r.gap} for r in rows]}, indent=2))

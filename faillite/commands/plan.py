@@ -19,18 +19,31 @@ __all__ = ["register", "render_table"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan", help="plan failover backups (warm/cold, heterogeneous) for a cluster",
-                       description="Plan where each app's primary and failover backup run so that any single "
-                                   "node (or failure domain) failure is survived with the least accuracy lost.")
+    p = sub.add_parser(
+        "plan",
+        help="plan failover backups (warm/cold, heterogeneous) for a cluster",
+        description="Plan where each app's primary and failover backup run so that any single "
+        "node (or failure domain) failure is survived with the least accuracy lost.",
+    )
     p.add_argument("--cluster", type=Path, required=True, help="cluster YAML (nodes)")
     p.add_argument("--apps", type=Path, required=True, help="apps YAML")
-    p.add_argument("--profiles", type=Path, action="append", default=[],
-                   help="profile JSON from `faillite profile` (repeatable); default: estimated profiles")
+    p.add_argument(
+        "--profiles",
+        type=Path,
+        action="append",
+        default=[],
+        help="profile JSON from `faillite profile` (repeatable); default: estimated profiles",
+    )
     p.add_argument("--method", choices=[m.value for m in Method], default=Method.EXACT.value)
     p.add_argument("--policy", choices=[x.value for x in Policy], default=Policy.FAILLITE.value)
-    p.add_argument("--best-effort", action="store_true",
-                   help="faillite policy: leave apps unprotected rather than fail when not all fit")
-    p.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS", help="exact solver time limit")
+    p.add_argument(
+        "--best-effort",
+        action="store_true",
+        help="faillite policy: leave apps unprotected rather than fail when not all fit",
+    )
+    p.add_argument(
+        "--time-limit", type=float, default=10.0, metavar="SECONDS", help="exact solver time limit"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     p.set_defaults(func=run)
@@ -44,8 +57,14 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, PlanningError) as exc:
         raise CliError(str(exc)) from exc
     start = time.perf_counter()
-    result = make_plan(inst, method=args.method, policy=args.policy, best_effort=args.best_effort,
-                       time_limit_s=args.time_limit, seed=args.seed)
+    result = make_plan(
+        inst,
+        method=args.method,
+        policy=args.policy,
+        best_effort=args.best_effort,
+        time_limit_s=args.time_limit,
+        seed=args.seed,
+    )
     elapsed = time.perf_counter() - start
     doc = plan_document(inst, result, solve_seconds=round(elapsed, 4), best_effort=args.best_effort)
     if args.json:
@@ -65,16 +84,32 @@ def _pct(x: float) -> str:
 
 
 def render_table(doc: dict[str, Any]) -> str:
-    head = ["app", "primary node", "variant", "acc %", "backup node", "variant", "acc %", "mode",
-            "drop pp", "recovery ms"]
+    head = [
+        "app",
+        "primary node",
+        "variant",
+        "acc %",
+        "backup node",
+        "variant",
+        "acc %",
+        "mode",
+        "drop pp",
+        "recovery ms",
+    ]
     rows = [head]
     for a in doc["apps"]:
         p, b = a["primary"], a["backup"]
         if b is None:
             back = ["-", "-", "-", "none", _pct(a["expected_accuracy_drop"]), "-"]
         else:
-            back = [b["node"], b["variant"], _pct(b["accuracy"]), b["mode"], _pct(a["expected_accuracy_drop"]),
-                    f"{b['expected_recovery_ms']:.0f}"]
+            back = [
+                b["node"],
+                b["variant"],
+                _pct(b["accuracy"]),
+                b["mode"],
+                _pct(a["expected_accuracy_drop"]),
+                f"{b['expected_recovery_ms']:.0f}",
+            ]
         rows.append([a["name"], p["node"], p["variant"], _pct(p["accuracy"]), *back])
     widths = [max(len(r[k]) for r in rows) for k in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]

@@ -12,7 +12,7 @@ from faillite.placement.greedy import solve_greedy
 from faillite.placement.model import Backup, Instance, PlanResult, Status
 from faillite.placement.policies import Policy, rules_for
 
-__all__ = ["Method", "make_plan", "explain"]
+__all__ = ["Method", "explain", "make_plan"]
 
 #: Elastic explanations are a CP-SAT solve: only for instances of about this many candidates.
 _ELASTIC_MAX_APPS = 2000

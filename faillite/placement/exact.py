@@ -206,5 +206,13 @@ def solve_exact(
     if st2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         plan = _decode(ctx, cm, s2)
     status = Status.OPTIMAL if st1 == cp_model.OPTIMAL else Status.FEASIBLE
-    return PlanResult(status, "exact", policy, plan, plan_score(ctx.inst, plan), bound, solver_seconds=wall,
-                      tiebreaks_optimal=st2 == cp_model.OPTIMAL)
+    return PlanResult(
+        status,
+        "exact",
+        policy,
+        plan,
+        plan_score(ctx.inst, plan),
+        bound,
+        solver_seconds=wall,
+        tiebreaks_optimal=st2 == cp_model.OPTIMAL,
+    )

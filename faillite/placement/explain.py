@@ -20,7 +20,7 @@ from ortools.sat.python import cp_model
 from faillite.placement.feasibility import Context
 from faillite.placement.model import Mode, Plan
 
-__all__ = ["static_reasons", "counting_reasons", "elastic_reasons", "plan_overloads", "gib"]
+__all__ = ["counting_reasons", "elastic_reasons", "gib", "plan_overloads", "static_reasons"]
 
 
 def gib(n: float) -> str:
@@ -101,7 +101,9 @@ def _why_not(ctx: Context, i: int, p: int, n: int) -> str:
         limit = app.max_recovery_ms
         if app.critical:
             return f"{node.id}: the app is critical (warm only) but the policy allows no warm backup"
-        return f"{node.id}: a cold load takes at least {cold:g} ms, max recovery {limit:g} ms, and warm is not allowed"
+        if limit is not None and ctx.inst.params.warm_recovery_ms() > limit:
+            return f"{node.id}: even a warm switch takes longer than max recovery {limit:g} ms"
+        return f"{node.id}: a cold load takes at least {cold:g} ms, over max recovery {limit} ms, and no warm"
     return f"{node.id}: unusable"
 
 

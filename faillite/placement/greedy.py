@@ -24,7 +24,7 @@ from collections import defaultdict
 from faillite.placement.feasibility import Candidate, Context, candidate_score, plan_score
 from faillite.placement.model import Mode, Plan, PlanResult, Status, Variant
 
-__all__ = ["solve_greedy", "GreedyState"]
+__all__ = ["GreedyState", "solve_greedy"]
 
 
 class GreedyState:
@@ -155,8 +155,10 @@ class _Greedy:
     def cheap_options(self, i: int, n: int) -> list[tuple[Variant, Mode, tuple[int, int, int]]]:
         key = (i, self.ctx.nodes[n].speed)
         if key not in self._cheap:
-            self._cheap[key] = sorted(self.options(i, n), key=lambda o: (o[0].memory_bytes, o[1] is Mode.WARM,
-                                                                        tuple(-x for x in o[2])))
+            self._cheap[key] = sorted(
+                self.options(i, n),
+                key=lambda o: (o[0].memory_bytes, o[1] is Mode.WARM, tuple(-x for x in o[2])),
+            )
         return self._cheap[key]
 
     def pool(self, i: int) -> list[int]:
@@ -321,7 +323,12 @@ def _sum_key(a: Candidate | None, b: Candidate | None) -> tuple[int, int, int]:
 
 
 def solve_greedy(
-    ctx: Context, *, policy: str, passes: int | None = None, scan: int | None = None, exchange_limit: int = 250
+    ctx: Context,
+    *,
+    policy: str,
+    passes: int | None = None,
+    scan: int | None = None,
+    exchange_limit: int = 250,
 ) -> PlanResult:
     """``passes`` and ``scan`` default by size: 4 and 64 up to 2,000 apps, 1 and 16 beyond."""
     large = len(ctx.apps) > 2000

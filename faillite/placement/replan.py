@@ -24,7 +24,7 @@ from faillite.placement.api import make_plan
 from faillite.placement.model import App, Instance, Mode, Plan, PlanningError, PlanResult, Variant
 from faillite.placement.policies import Policy
 
-__all__ = ["ActionKind", "Action", "ReplanResult", "replan"]
+__all__ = ["Action", "ActionKind", "ReplanResult", "replan"]
 
 
 class ActionKind(StrEnum):

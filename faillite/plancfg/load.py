@@ -18,7 +18,7 @@ from faillite.plancfg.schema import AppsFile, ClusterFile
 from faillite.profiler.format import ProfileError, VariantProfile, load_profiles
 from faillite.zoo.catalog import estimated_family_profiles, known_family_names
 
-__all__ = ["ConfigError", "load_cluster", "load_apps", "load_instance", "variant_from_profile"]
+__all__ = ["ConfigError", "load_apps", "load_cluster", "load_instance", "variant_from_profile"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -77,12 +77,21 @@ def load_apps(path: Path) -> AppsFile:
 
 def variant_from_profile(p: VariantProfile) -> Variant:
     """The planner's view of a profile: p99 latency for the SLO, p50 for the compute budget."""
-    return Variant(p.family, p.variant, p.accuracy, p.memory_bytes, p.load_ms, p.first_infer_ms,
-                   p.infer_p99_ms, p.infer_p50_ms)
+    return Variant(
+        p.family,
+        p.variant,
+        p.accuracy,
+        p.memory_bytes,
+        p.load_ms,
+        p.first_infer_ms,
+        p.infer_p99_ms,
+        p.infer_p50_ms,
+    )
 
 
-def _families(names: set[str], profile_paths: Sequence[Path], apps_path: Path,
-              where: dict[str, str]) -> dict[str, Family]:
+def _families(
+    names: set[str], profile_paths: Sequence[Path], apps_path: Path, where: dict[str, str]
+) -> dict[str, Family]:
     measured: dict[str, list[Variant]] = {}
     for path in profile_paths:
         try:
@@ -99,7 +108,9 @@ def _families(names: set[str], profile_paths: Sequence[Path], apps_path: Path,
             out[name] = Family(name, tuple(variant_from_profile(p) for p in estimated_family_profiles(name)))
         except (KeyError, ValueError) as exc:
             known = ", ".join(sorted(set(known_family_names()) | set(measured)))
-            raise ConfigError(f"{apps_path}: {where[name]}: unknown family {name!r} (known: {known})") from exc
+            raise ConfigError(
+                f"{apps_path}: {where[name]}: unknown family {name!r} (known: {known})"
+            ) from exc
     return out
 
 
@@ -117,22 +128,39 @@ def load_instance(cluster_path: Path, apps_path: Path, profile_paths: Sequence[P
     for k, a in enumerate(apps_file.apps):
         fam = families[a.family]
         if a.node is not None and a.node not in node_ids:
-            raise ConfigError(f"{apps_path}: apps[{k}].node: unknown node {a.node!r} "
-                              f"(nodes in {cluster_path}: {', '.join(sorted(node_ids))})")
+            raise ConfigError(
+                f"{apps_path}: apps[{k}].node: unknown node {a.node!r} "
+                f"(nodes in {cluster_path}: {', '.join(sorted(node_ids))})"
+            )
         variant = a.variant
         if variant is None:
             speed = fastest if a.node is None else next(n.speed for n in nodes if n.id == a.node)
             ok = [v for v in fam.variants if v.latency_ms / speed <= a.slo_ms]
             if not ok:
                 quickest = min(v.latency_ms for v in fam.variants) / speed
-                raise ConfigError(f"{apps_path}: apps[{k}].slo_ms: no variant of {a.family} meets "
-                                  f"{a.slo_ms:g} ms (quickest takes {quickest:g} ms)")
+                raise ConfigError(
+                    f"{apps_path}: apps[{k}].slo_ms: no variant of {a.family} meets "
+                    f"{a.slo_ms:g} ms (quickest takes {quickest:g} ms)"
+                )
             variant = max(ok, key=lambda v: (v.accuracy, -v.memory_bytes)).name
         elif variant not in {v.name for v in fam.variants}:
             names = ", ".join(v.name for v in fam.variants)
-            raise ConfigError(f"{apps_path}: apps[{k}].variant: family {a.family} has no variant {variant!r} "
-                              f"(variants: {names})")
-        apps.append(App(a.name, a.family, variant, a.slo_ms, a.weight, a.critical, a.max_recovery_ms,
-                        a.request_rate, a.node))
+            raise ConfigError(
+                f"{apps_path}: apps[{k}].variant: family {a.family} has no variant {variant!r} "
+                f"(variants: {names})"
+            )
+        apps.append(
+            App(
+                a.name,
+                a.family,
+                variant,
+                a.slo_ms,
+                a.weight,
+                a.critical,
+                a.max_recovery_ms,
+                a.request_rate,
+                a.node,
+            )
+        )
     params = PlannerParams(cluster.detection_ms, cluster.switch_ms, cluster.use_domains)
     return Instance(nodes, tuple(families.values()), tuple(apps), params)

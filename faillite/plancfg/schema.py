@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from faillite.units import parse_bytes
 
-__all__ = ["NodeSpec", "ClusterFile", "AppSpec", "AppsFile"]
+__all__ = ["AppSpec", "AppsFile", "ClusterFile", "NodeSpec"]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 

@@ -21,15 +21,22 @@ def variant(family: str, name: str, acc: float, mib: int, load: float = 100.0, l
 
 
 def ladder(family: str = "F") -> Family:
-    return Family(family, (
-        variant(family, f"{family}-s", 0.70, 10, load=20.0),
-        variant(family, f"{family}-m", 0.75, 30, load=80.0),
-        variant(family, f"{family}-l", 0.80, 60, load=300.0),
-    ))
+    return Family(
+        family,
+        (
+            variant(family, f"{family}-s", 0.70, 10, load=20.0),
+            variant(family, f"{family}-m", 0.75, 30, load=80.0),
+            variant(family, f"{family}-l", 0.80, 60, load=300.0),
+        ),
+    )
 
 
-def instance(nodes: list[Node], apps: list[App], families: list[Family] | None = None,
-             params: PlannerParams | None = None) -> Instance:
+def instance(
+    nodes: list[Node],
+    apps: list[App],
+    families: list[Family] | None = None,
+    params: PlannerParams | None = None,
+) -> Instance:
     return Instance(tuple(nodes), tuple(families or [ladder()]), tuple(apps), params or PlannerParams())
 
 
@@ -49,15 +56,31 @@ def brute_force(inst: Instance, policy: str = "faillite") -> tuple[float, dict[s
         pv = next(v for v in fams[app["family"]] if v["variant"] == pv_name)
         options = []
         for p in prim_nodes:
-            prim = {"node": p, "variant": pv["variant"], "memory_bytes": pv["memory_bytes"], "accuracy": pv["accuracy"]}
+            prim = {
+                "node": p,
+                "variant": pv["variant"],
+                "memory_bytes": pv["memory_bytes"],
+                "accuracy": pv["accuracy"],
+            }
             options.append((prim, None))
             for n in nodes:
                 if n == p:
                     continue
                 for v in fams[app["family"]]:
                     for mode in ("warm", "cold"):
-                        options.append((prim, {"node": n, "variant": v["variant"], "memory_bytes": v["memory_bytes"],
-                                               "accuracy": v["accuracy"], "mode": mode, "expected_recovery_ms": None}))
+                        options.append(
+                            (
+                                prim,
+                                {
+                                    "node": n,
+                                    "variant": v["variant"],
+                                    "memory_bytes": v["memory_bytes"],
+                                    "accuracy": v["accuracy"],
+                                    "mode": mode,
+                                    "expected_recovery_ms": None,
+                                },
+                            )
+                        )
         per_app.append(options)
     best: tuple[float, dict[str, Any] | None] = (float("-inf"), None)
     for combo in itertools.product(*per_app):
@@ -70,7 +93,8 @@ def brute_force(inst: Instance, policy: str = "faillite") -> tuple[float, dict[s
                 speed = next(n.get("speed", 1.0) for n in doc["nodes"] if n["id"] == backup["node"])
                 p = doc["params"]
                 app["backup"]["expected_recovery_ms"] = (
-                    p["detection_ms"] + p["switch_ms"] if backup["mode"] == "warm"
+                    p["detection_ms"] + p["switch_ms"]
+                    if backup["mode"] == "warm"
                     else p["detection_ms"] + v["load_ms"] + v["first_infer_ms"] / speed
                 )
         report = check(doc)

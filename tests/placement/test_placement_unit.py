@@ -11,9 +11,9 @@ from faillite.placement import (
     App,
     Assignment,
     Backup,
-    Plan,
     Mode,
     Node,
+    Plan,
     PlanningError,
     Status,
     failure_scenarios,
@@ -37,12 +37,40 @@ def backup(result: placement.PlanResult, name: str) -> placement.Backup | None:
 
 
 def test_public_surface_is_pinned() -> None:
-    assert sorted(placement.__all__) == sorted([
-        "ACCURACY_SCALE", "WEIGHT_SCALE", "Action", "ActionKind", "App", "Assignment", "Backup", "Family",
-        "Instance", "Method", "Mode", "Node", "Plan", "PlanResult", "PlannerParams", "PlanningError", "Policy",
-        "ReplanResult", "Scenario", "Score", "Status", "Variant", "explain", "failure_scenarios",
-        "instance_document", "make_plan", "plan_document", "plan_score", "random_instance", "replan",
-    ])
+    assert sorted(placement.__all__) == sorted(
+        [
+            "ACCURACY_SCALE",
+            "WEIGHT_SCALE",
+            "Action",
+            "ActionKind",
+            "App",
+            "Assignment",
+            "Backup",
+            "Family",
+            "Instance",
+            "Method",
+            "Mode",
+            "Node",
+            "Plan",
+            "PlanResult",
+            "PlannerParams",
+            "PlanningError",
+            "Policy",
+            "ReplanResult",
+            "Scenario",
+            "Score",
+            "Status",
+            "Variant",
+            "explain",
+            "failure_scenarios",
+            "instance_document",
+            "make_plan",
+            "plan_document",
+            "plan_score",
+            "random_instance",
+            "replan",
+        ]
+    )
     for name in placement.__all__:
         assert hasattr(placement, name)
 
@@ -103,14 +131,20 @@ def test_anti_affinity_honours_failure_domains() -> None:
 
 
 def test_latency_slo_excludes_slow_nodes() -> None:
-    fast = instance([Node("a", 200 * MIB), Node("b", 200 * MIB, speed=0.1), Node("c", 200 * MIB)],
-                    [app("x", "a", slo_ms=20.0)])
+    fast = instance(
+        [Node("a", 200 * MIB), Node("b", 200 * MIB, speed=0.1), Node("c", 200 * MIB)],
+        [app("x", "a", slo_ms=20.0)],
+    )
     assert backup(make_plan(fast), "x").node == "c"  # type: ignore[union-attr]
 
 
 def test_compute_after_failover_is_not_overcommitted() -> None:
     # x needs 40 req/s x 5 ms = 200 millicores; b has 100 left after its own primary
-    nodes = [Node("a", 200 * MIB, cores=1.0), Node("b", 200 * MIB, cores=0.3), Node("c", 200 * MIB, cores=1.0)]
+    nodes = [
+        Node("a", 200 * MIB, cores=1.0),
+        Node("b", 200 * MIB, cores=0.3),
+        Node("c", 200 * MIB, cores=1.0),
+    ]
     apps = [app("x", "a", request_rate=40.0), app("y", "b", "F-s", request_rate=40.0)]
     r = make_plan(instance(nodes, apps), method="exact")
     assert backup(r, "x").node == "c"  # type: ignore[union-attr]
@@ -144,8 +178,10 @@ def test_infeasible_plan_names_node_scenario_and_budget() -> None:
     inst = instance(nodes, [app("x", "a"), app("y", "b", "F-m")])
     r = make_plan(inst, method="exact")
     assert r.status is Status.INFEASIBLE and r.plan is None
-    assert r.reasons == ("a failure of domain r: its 2 apps need at least 20.0 MiB of backups, "
-                         "the surviving nodes have 15.0 MiB free after primaries",)
+    assert r.reasons == (
+        "a failure of domain r: its 2 apps need at least 20.0 MiB of backups, "
+        "the surviving nodes have 15.0 MiB free after primaries",
+    )
     greedy = make_plan(inst, method="greedy")
     assert greedy.plan is None and greedy.reasons
     # the least-overloaded plan names the node, the scenario, what is needed and the budget
@@ -163,18 +199,24 @@ def test_static_reasons_for_primaries() -> None:
 def test_replan_switches_warm_then_loads_cold_with_a_stepping_stone() -> None:
     nodes = [Node("a", 200 * MIB), Node("b", 200 * MIB), Node("c", 200 * MIB)]
     inst = instance(nodes, [app("crit", "a", critical=True, weight=5.0), app("bulk", "a")])
-    plan = Plan((
-        Assignment("bulk", "a", "F-l", Backup("c", "F-l", Mode.COLD)),
-        Assignment("crit", "a", "F-l", Backup("b", "F-l", Mode.WARM)),
-    ))
+    plan = Plan(
+        (
+            Assignment("bulk", "a", "F-l", Backup("c", "F-l", Mode.COLD)),
+            Assignment("crit", "a", "F-l", Backup("b", "F-l", Mode.WARM)),
+        )
+    )
     r = replan(inst, plan, ["a"])
     kinds = [(a.kind, a.app, a.variant) for a in r.actions]
     assert kinds[0][:2] == (ActionKind.SWITCH, "crit")
     # bulk: stepping stone F-s (20 ms load) first, then the planned F-l, then unload F-s
     bulk = [k for k in kinds if k[1] == "bulk"]
-    assert bulk[:5] == [(ActionKind.LOAD, "bulk", "F-s"), (ActionKind.SWITCH, "bulk", "F-s"),
-                        (ActionKind.LOAD, "bulk", "F-l"), (ActionKind.SWITCH, "bulk", "F-l"),
-                        (ActionKind.UNLOAD, "bulk", "F-s")]
+    assert bulk[:5] == [
+        (ActionKind.LOAD, "bulk", "F-s"),
+        (ActionKind.SWITCH, "bulk", "F-s"),
+        (ActionKind.LOAD, "bulk", "F-l"),
+        (ActionKind.SWITCH, "bulk", "F-l"),
+        (ActionKind.UNLOAD, "bulk", "F-s"),
+    ]
     assert r.lost == ()
     assert r.protection.ok
     new = r.protection.plan.by_app()  # type: ignore[union-attr]
@@ -191,8 +233,7 @@ def test_replan_keeps_surviving_backups_and_reports_lost_apps() -> None:
     assert all(a.kind is not ActionKind.SWITCH for a in r.actions)
     assert r.protection.ok and r.moved == ()
     # every node but one fails and the survivor is full: an app can be lost
-    tiny = instance([Node("a", 30 * MIB), Node("b", 30 * MIB)], [app("x", "a", "F-m")],
-                    [ladder()])
+    tiny = instance([Node("a", 30 * MIB), Node("b", 30 * MIB)], [app("x", "a", "F-m")], [ladder()])
     p2 = make_plan(tiny, policy="none").plan
     assert p2 is not None
     r2 = replan(tiny, p2, ["a"], policy="none")

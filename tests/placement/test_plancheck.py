@@ -15,7 +15,10 @@ from faillite.plancheck import check
 @pytest.fixture
 def doc() -> dict[str, Any]:
     nodes = [Node("a", 100 * MIB, domain="r"), Node("b", 100 * MIB, domain="r"), Node("c", 100 * MIB)]
-    apps = [App("x", "F", "F-l", 100.0, critical=True, primary_node="a"), App("y", "F", "F-m", 100.0, primary_node="c")]
+    apps = [
+        App("x", "F", "F-l", 100.0, critical=True, primary_node="a"),
+        App("y", "F", "F-m", 100.0, primary_node="c"),
+    ]
     inst = instance(nodes, apps)
     d = plan_document(inst, make_plan(inst))
     assert check(d).ok
@@ -37,8 +40,10 @@ def test_each_rule(doc: dict[str, Any]) -> None:
     assert any("fails together" in v for v in broken(doc, "x", node="b"))  # same failure domain
     assert any("critical" in v for v in broken(doc, "x", mode="cold", expected_recovery_ms=360.0))
     assert any("no backup" in v for v in broken(doc, "y", drop=True))
-    assert any("larger or more accurate" in v for v in broken(doc, "y", variant="F-l", memory_bytes=60 * MIB,
-                                                               accuracy=0.8))
+    assert any(
+        "larger or more accurate" in v
+        for v in broken(doc, "y", variant="F-l", memory_bytes=60 * MIB, accuracy=0.8)
+    )
     assert any("expected_recovery_ms" in v for v in broken(doc, "y", expected_recovery_ms=1.0))
     d = copy.deepcopy(doc)
     d["objective"] += 0.1
