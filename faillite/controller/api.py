@@ -208,6 +208,7 @@ class _Api:
         return ws
 
     async def post_suspect(self, request: web.Request) -> web.Response:
+        self._authorize(request)  # a suspicion can get a node declared dead: a control call
         try:
             body = await request.json()
             node = str(body["node"])

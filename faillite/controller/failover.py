@@ -36,16 +36,19 @@ def fail_over(controller: Controller, node: str, failed_at: float) -> None:
             controller.programs.pop(app, None)
             controller.pinned.pop(app, None)
     plan = cluster.plan.by_app()
-    affected = sorted(
-        {app for app, s in cluster.serving.items() if s.replica is not None and s.replica.node == node}
-        | {a.app for a in cluster.plan if a.primary_node == node and a.app not in cluster.serving}
-    )
-    if not affected:
+    served_here = {
+        app for app, s in cluster.serving.items() if s.replica is not None and s.replica.node == node
+    }
+    unserved = {
+        app for app in plan if cluster.serving.get(app) is None or cluster.serving[app].replica is None
+    }
+    planned_here = {a.app for a in cluster.plan if a.primary_node == node}  # e.g. a program's target
+    if not served_here | planned_here:
         controller.publish_routes()
         return
     live = set(controller.live_nodes())
-    cold = []
-    for app in affected:
+    cold = sorted(planned_here - served_here)  # served elsewhere or not yet: re-planned, not interrupted
+    for app in sorted(served_here):
         controller.failed_at.setdefault(app, (failed_at, node))
         backup = plan[app].backup if app in plan else None
         if backup is not None and backup.mode is Mode.WARM and backup.node in live:
@@ -53,6 +56,8 @@ def fail_over(controller: Controller, node: str, failed_at: float) -> None:
         else:
             cold.append(app)
             controller.cluster.set_serving(app, Serving(AppState.RECOVERING))
+    for app in sorted(planned_here & unserved):
+        controller.cluster.set_serving(app, Serving(AppState.RECOVERING))
     controller.publish_routes()
     dead = sorted(n.id for n in cluster.nodes.values() if n.state is NodeState.DEAD)
     task = controller.spawn(_recover(controller, dead, cold))

@@ -160,3 +160,22 @@ def test_events_and_bad_query(cluster: LocalCluster) -> None:
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
     status, reply = http_json("GET", f"{cluster.controller_url}/v1/events?since=abc")
     assert status == 400 and "since" in reply["error"]
+
+
+def test_suspicions_need_the_token_too(cluster: LocalCluster) -> None:
+    body = {"node": "n1", "epoch": 1, "reason": "test"}
+    assert http_request("POST", f"{cluster.controller_url}/v1/suspect", body).status == 401
+    ok = http_request(
+        "POST",
+        f"{cluster.controller_url}/v1/suspect",
+        {"node": "n9", "reason": "x"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert ok.status == 202 and ok.json() == {"node": "n9", "declared_dead": False}
+    bad = http_request(
+        "POST",
+        f"{cluster.controller_url}/v1/suspect",
+        b"{}",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    assert bad.status == 400
