@@ -77,32 +77,22 @@ async def _recover(controller: Controller, dead: list[str], cold: list[str]) -> 
             controller.params,
             primaries,
         )
-        result: ReplanResult = await asyncio.to_thread(
-            replan,
-            inst,
-            cluster.plan,
-            dead,
-            policy=config.policy,
-            method="greedy",
-            progressive=config.progressive,
-            time_limit_s=config.plan_time_limit_s,
-        )
+        options = {
+            "policy": config.policy,
+            "method": "greedy",
+            "progressive": config.progressive,
+            "time_limit_s": config.plan_time_limit_s,
+        }
+        # First service first: the recovery program alone takes well under a millisecond...
+        first: ReplanResult = replan(inst, cluster.plan, dead, protect=False, **options)
     except Exception as exc:  # the planner failed: leave the apps recovering, say why
         log.exception("re-planning after the failure of %s failed", dead)
         for app in cold:
             controller.programs.pop(app, None)
             controller.events.emit(EventKind.APP_LOST, app=app, reason=f"re-planning failed: {exc}")
         return
-    cluster.set_plans(_new_plan(result))
-    controller.events.emit(
-        EventKind.PLAN_CHANGED,
-        reason=f"failure of {', '.join(dead)}",
-        lost=list(result.lost),
-        moved=list(result.moved),
-        protected=result.protection.ok,
-    )
     chains: dict[str, list[Action]] = {}
-    for action in result.actions:
+    for action in first.actions:
         if action.kind is ActionKind.SWITCH and action.reason == "warm backup":
             continue  # done at detection time
         chains.setdefault(action.app, []).append(action)
@@ -112,6 +102,21 @@ async def _recover(controller: Controller, dead: list[str], cold: list[str]) -> 
     for app, steps in chains.items():
         controller.pinned[app] = {Replica(a.node, a.variant) for a in steps if a.node and a.variant}
         controller.programs[app] = controller.spawn(_run_chain(controller, app, steps))
+    # ...then new backups, planned in a worker thread while the loads run. The reconcile loop
+    # loads new warm backups once each app's program is done, and unloads what moved.
+    try:
+        full: ReplanResult = await asyncio.to_thread(replan, inst, cluster.plan, dead, **options)
+    except Exception:
+        log.exception("re-protection after the failure of %s failed; apps stay unprotected", dead)
+        full = first
+    cluster.set_plans(_new_plan(full))
+    controller.events.emit(
+        EventKind.PLAN_CHANGED,
+        reason=f"failure of {', '.join(dead)}",
+        lost=list(full.lost),
+        moved=list(full.moved),
+        protected=full.protection.ok,
+    )
     controller.wake()
 
 

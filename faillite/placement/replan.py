@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from faillite.placement.api import make_plan
-from faillite.placement.model import App, Instance, Mode, Plan, PlanningError, PlanResult, Variant
+from faillite.placement.model import App, Instance, Mode, Plan, PlanningError, PlanResult, Status, Variant
 from faillite.placement.policies import Policy
 
 __all__ = ["Action", "ActionKind", "ReplanResult", "replan"]
@@ -71,7 +71,10 @@ def replan(
     progressive: bool = True,
     time_limit_s: float = 5.0,
     seed: int = 0,
+    protect: bool = True,
 ) -> ReplanResult:
+    """``protect=False`` returns only the recovery actions (fast: no planning of new backups),
+    for a caller that starts recovering at once and re-protects with a second call."""
     failed = set(failed)
     for f in failed:
         inst.node(f)
@@ -139,6 +142,9 @@ def replan(
         actions.append(Action(ActionKind.LOAD, t.app.name, t.node, t.variant.name, t.why))
         actions.append(Action(ActionKind.SWITCH, t.app.name, t.node, t.variant.name, t.why))
         actions.append(Action(ActionKind.UNLOAD, t.app.name, t.node, t.stone.name, "stepping stone done"))
+    if not protect:
+        unplanned = PlanResult(Status.UNKNOWN, method, str(policy), reasons=("re-protection not computed",))
+        return ReplanResult(tuple(actions), _survivors(inst, failed, serving), unplanned, tuple(lost), ())
     return _reprotect(inst, plan, failed, serving, actions, tuple(lost), policy, method, time_limit_s, seed)
 
 
@@ -195,6 +201,19 @@ def _stepping_stone(inst: Instance, t: _Target, nodes: dict, loaded: dict, reser
     return min(quick, key=lambda v: (first_ms(v), -v.accuracy, v.name), default=None)
 
 
+def _survivors(inst: Instance, failed: set[str], serving: dict[str, tuple[str, str]]) -> Instance:
+    """The surviving nodes, with each app's primary where it now runs."""
+    apps = tuple(
+        replace(a, primary_node=serving[a.name][0], primary_variant=serving[a.name][1])
+        for a in inst.apps
+        if a.name in serving
+    )
+    survivors = tuple(n for n in inst.nodes if n.id not in failed)
+    if not survivors:
+        raise PlanningError("every node failed")
+    return Instance(survivors, inst.families, apps, inst.params)
+
+
 def _reprotect(
     inst: Instance,
     plan: Plan,
@@ -207,15 +226,7 @@ def _reprotect(
     time_limit_s: float,
     seed: int,
 ) -> ReplanResult:
-    apps = tuple(
-        replace(a, primary_node=serving[a.name][0], primary_variant=serving[a.name][1])
-        for a in inst.apps
-        if a.name in serving
-    )
-    survivors = tuple(n for n in inst.nodes if n.id not in failed)
-    if not survivors:
-        raise PlanningError("every node failed")
-    new_inst = Instance(survivors, inst.families, apps, inst.params)
+    new_inst = _survivors(inst, failed, serving)
     keep = {
         a.app: a.backup
         for a in plan
