@@ -21,7 +21,10 @@ from pydantic import TypeAdapter, ValidationError
 from faillite.controller.apps import AppConflict, PlanRefused, add_apps, remove_app
 from faillite.controller.core import Controller
 from faillite.controller.links import agent_connection, suspect
+from faillite.controller.metrics import CONTENT_TYPE, ControllerMetrics
 from faillite.controller.planning import AppSpec, SpecError, plan_to_json
+from faillite.controller.status import app_view, node_views, status_view
+from faillite.dashboard import STATIC_DIR
 
 __all__ = ["create_app"]
 
@@ -59,6 +62,10 @@ def create_app(controller: Controller) -> web.Application:
     api = _Api(controller)
     app.add_routes(
         [
+            web.get("/", api.dashboard),
+            web.static("/static", STATIC_DIR),
+            web.get("/metrics", api.get_metrics),
+            web.get("/v1/status", api.get_status),
             web.get("/v1/health", api.health),
             web.post("/v1/apps", api.post_apps),
             web.get("/v1/apps", api.get_apps),
@@ -80,6 +87,7 @@ def create_app(controller: Controller) -> web.Application:
 class _Api:
     def __init__(self, controller: Controller) -> None:
         self.c = controller
+        self.metrics = ControllerMetrics(controller)
 
     def _authorize(self, request: web.Request) -> None:
         token = self.c.config.token
@@ -107,32 +115,14 @@ class _Api:
             raise HttpError(422, f"no feasible placement: {exc}", reasons=list(exc.reasons)) from exc
         return web.json_response(result, status=201)
 
-    def _app_view(self, name: str) -> dict[str, Any]:
-        spec = self.c.cluster.apps[name]
-        serving = self.c.cluster.serving.get(name)
-        asg = self.c.cluster.plan.by_app().get(name)
-        replica = serving.replica if serving else None
-        return {
-            "spec": spec.model_dump(mode="json"),
-            "state": serving.state.value if serving else "pending",
-            "node": replica.node if replica else None,
-            "variant": replica.variant if replica else None,
-            "accuracy": self.c.cluster.accuracy_of(name, replica.variant) if replica else None,
-            "stone": bool(serving and serving.stone),
-            "protected": bool(asg and asg.backup),
-            "backup": None
-            if asg is None or asg.backup is None
-            else {"node": asg.backup.node, "variant": asg.backup.variant, "mode": asg.backup.mode.value},
-        }
-
     async def get_apps(self, request: web.Request) -> web.Response:
-        return web.json_response([{"name": n, **self._app_view(n)} for n in sorted(self.c.cluster.apps)])
+        return web.json_response([{"name": n, **app_view(self.c, n)} for n in sorted(self.c.cluster.apps)])
 
     async def get_app(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in self.c.cluster.apps:
             raise HttpError(404, f"no app named {name!r}")
-        return web.json_response({"name": name, **self._app_view(name)})
+        return web.json_response({"name": name, **app_view(self.c, name)})
 
     async def delete_app(self, request: web.Request) -> web.Response:
         self._authorize(request)
@@ -142,24 +132,16 @@ class _Api:
         return web.json_response({"deleted": name})
 
     async def get_nodes(self, request: web.Request) -> web.Response:
-        nodes = []
-        for n in sorted(self.c.cluster.nodes.values(), key=lambda n: n.id):
-            hb = self.c.heartbeats.get(n.id)
-            nodes.append(
-                {
-                    "id": n.id,
-                    "url": n.url,
-                    "pid": n.pid,
-                    "state": n.state.value,
-                    "epoch": n.epoch,
-                    "memory_bytes": n.memory_bytes,
-                    "cores": n.cores,
-                    "domain": n.domain,
-                    "loaded": sorted(hb.loaded) if hb else [],
-                    "used_bytes": hb.used_bytes if hb else 0,
-                }
-            )
-        return web.json_response(nodes)
+        return web.json_response(node_views(self.c))
+
+    async def get_status(self, request: web.Request) -> web.Response:
+        return web.json_response(status_view(self.c))
+
+    async def get_metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def dashboard(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC_DIR / "index.html")
 
     async def get_plan(self, request: web.Request) -> web.Response:
         return web.json_response(
@@ -193,7 +175,13 @@ class _Api:
         await ws.prepare(request)
         queue = self.c.events.subscribe()
         try:
-            for event in self.c.events.since(_int_param(request, "since", 0)):
+            # The whole backlog is read before the first await, so nothing emitted meanwhile is
+            # both in it and in the queue, and nothing falls between them.
+            backlog, last = [], _int_param(request, "since", 0)
+            while page := self.c.events.since(last, 1000):
+                backlog.extend(page)
+                last = page[-1]["id"]
+            for event in backlog:
                 await ws.send_str(json.dumps(event))
             reader = asyncio.ensure_future(ws.receive())
             while not ws.closed:

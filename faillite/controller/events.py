@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -38,6 +39,7 @@ class EventLog:
     def __init__(self, store: StateStore) -> None:
         self._store = store
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._listeners: list[Callable[[dict[str, Any]], None]] = []  # e.g. metrics, called inline
 
     def emit(self, kind: EventKind, **data: Any) -> dict[str, Any]:
         event = self._store.append_event(kind.value, data)
@@ -45,7 +47,19 @@ class EventLog:
         for queue in list(self._subscribers):
             if queue.qsize() < 10_000:  # a stuck follower must not grow memory without bound
                 queue.put_nowait(event)
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # an observer's bug must not stop the controller
+                log.exception("event listener %r failed on %s", listener, kind.value)
         return event
+
+    def listen(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``listener(event)`` synchronously on every event emitted from now on."""
+        self._listeners.append(listener)
+
+    def last_id(self) -> int:
+        return self._store.last_event_id()
 
     def since(self, event_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         return self._store.events(event_id, limit)

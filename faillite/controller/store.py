@@ -108,6 +108,10 @@ class StateStore:
         )
         return [{"id": i, "ts": ts, "kind": kind, **json.loads(data)} for i, ts, kind, data in rows]
 
+    def last_event_id(self) -> int:
+        row = self._db.execute("SELECT MAX(id) FROM events").fetchone()
+        return int(row[0] or 0)
+
 
 _TABLES = {"apps": ("name", "spec"), "nodes": ("id", "info"), "serving": ("app", "info")}
 
