@@ -26,6 +26,8 @@ _COMMANDS = [
     "faillite.commands.profile",
     "faillite.commands.plan",
     "faillite.commands.gateway",
+    "faillite.commands.status",
+    "faillite.commands.events",
     "faillite.commands.bench",
 ]
 
