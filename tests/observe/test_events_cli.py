@@ -37,7 +37,8 @@ class Follower:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -63,6 +64,9 @@ class Follower:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+        self.reader.join(timeout=10)  # the pipe is at its end once the process is gone
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
 
 
 def test_events_print_a_failure_and_follow_the_rejoin(tmp_path, capsys):
