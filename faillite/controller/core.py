@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -69,6 +70,7 @@ class Controller:
         self.climbing: dict[str, Assignment] = {}  # app -> its assignment before a climb back
         self.climb_blocked: dict[str, float] = {}  # app -> no climb before this time
         self.watchers: set[Any] = set()
+        self.step_observers: list[Callable[[str, float, bool], None]] = []  # (step, seconds, failed): metrics
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -118,6 +120,7 @@ class Controller:
     async def _loop(self, step: Any, interval_ms: float, wake: bool = False) -> None:
         while True:
             started = time.perf_counter()
+            failed = False
             try:
                 await step()
             except asyncio.CancelledError:
@@ -125,8 +128,11 @@ class Controller:
             except Exception:
                 if self.strict:
                     raise
+                failed = True
                 log.exception("controller step %s failed; continuing", step.__name__)
             spent = time.perf_counter() - started
+            for observe in self.step_observers:
+                observe(step.__name__, spent, failed)
             if spent > 0.1:
                 log.warning("controller step %s took %.0f ms", step.__name__, spent * 1000)
             if wake:

@@ -62,12 +62,32 @@ class ControllerMetrics:
         self.events = Counter(
             "faillite_events", "Events written to the event log, by kind", ["kind"], registry=self.registry
         )
+        self.steps = Histogram(
+            "faillite_controller_step_seconds",
+            "Time one step of a controller loop took (reconcile, failure detection, climb)",
+            ["step"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+        self.step_errors = Counter(
+            "faillite_controller_step_errors",
+            "Controller loop steps that raised (logged, and the loop went on)",
+            ["step"],
+            registry=self.registry,
+        )
         for kind in ("warm", "progressive", "cold"):  # export zeros before the first failure
             self.failovers.labels(kind)
             self.recovery.labels(kind)
         self.registry.register(_StateCollector(controller))
         self._last_reason: dict[str, str] = {}  # app -> reason of its latest route change
         controller.events.listen(self.on_event)
+        controller.step_observers.append(self.on_step)
+
+    def on_step(self, step: str, seconds: float, failed: bool) -> None:
+        name = step.removesuffix("_once")
+        self.steps.labels(name).observe(seconds)
+        if failed:
+            self.step_errors.labels(name).inc()
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event["kind"]

@@ -66,6 +66,9 @@ def test_metrics_follow_a_node_failure(tmp_path):
             APP_MODES
         )
         assert value(before, "faillite_apps_unprotected") == 0
+        assert value(before, "faillite_controller_step_seconds_count", step="reconcile") > 0
+        assert value(before, "faillite_controller_step_seconds_count", step="detect") > 0
+        assert total(before, "faillite_controller_step_errors_total") == 0
         assert total(before, "faillite_failovers_total") == 0
         assert total(before, "faillite_recovery_seconds_count") == 0
         assert value(before, "faillite_node_failures_total") == 0
