@@ -10,6 +10,7 @@ from its primary and every warm backup is loaded. ``stop()`` ends them all.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import signal
@@ -35,8 +36,18 @@ _GATEWAY_READY = re.compile(r"faillite gateway ready on (?P<url>http://\S+)")
 
 
 class LocalCluster:
-    def __init__(self, config: ClusterConfig, workdir: Path, say: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        workdir: Path,
+        say: Callable[[str], None] = print,
+        *,
+        memory_margin: float = 1.0,
+    ) -> None:
         self.config = config
+        # Estimated memory footprints x this, in the profiles and the repository alike: agents
+        # charge max(estimate, measured RSS growth), so a margin keeps tightly packed plans loadable.
+        self.memory_margin = memory_margin
         self.workdir = workdir
         self.say = say
         self.manifests: dict[str, FamilyManifest] = {}
@@ -63,6 +74,11 @@ class LocalCluster:
                 )
             self.manifests[family] = manifest
             estimated = estimated_manifest_profiles(manifest)
+            if self.memory_margin != 1.0:
+                estimated = tuple(
+                    p.model_copy(update={"memory_bytes": math.ceil(p.memory_bytes * self.memory_margin)})
+                    for p in estimated
+                )
             profiles.extend(estimated)
             for p in estimated:
                 add_variant(repo, manifest, p.variant, memory_bytes=p.memory_bytes)

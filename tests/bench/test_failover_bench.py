@@ -47,6 +47,7 @@ def test_reduced_run_accounts_for_every_failure(tmp_path: Path) -> None:
         policies=["faillite", "full-cold"],
         nodes=1,
         kinds=["SIGKILL"],
+        stop_nodes=None,
         headroom=None,
         sweep=(),
         sweep_nodes=0,

@@ -1,9 +1,9 @@
 """``faillite bench failover``: every policy, one cluster each, every single-node failure injected.
 
-Full (default): scenario ``paper``, the six policies, every node failed by SIGKILL and by
-SIGSTOP at the scenario's default headroom, then a spare-memory sweep (SIGKILL, the first
-``--sweep-nodes`` nodes, five policies; faillite without progressive failover plans exactly
-as faillite, so its recovery share and accuracy are the same and it is left out of the sweep).
+Full (default): scenario ``paper``, the six policies, every node failed by SIGKILL (and the
+first ``--stop-nodes`` by SIGSTOP) at the scenario's default headroom, then a spare-memory
+sweep (SIGKILL, the first ``--sweep-nodes`` nodes, four policies; faillite without
+progressive failover plans exactly as faillite, and none keeps no backups, so they are left out of the sweep).
 ``--quick``: scenario digits, faillite and full-cold, one node, SIGKILL, no sweep.
 """
 
@@ -26,8 +26,8 @@ from faillite.bench.failover.scenarios import SCENARIOS, scenario
 
 __all__ = ["register", "run_benchmark"]
 
-SWEEP_HEADROOMS = (0.15, 0.35, 0.5)
-_SWEEP_POLICIES = ("faillite", "hetero-warm-only", "full-warm", "full-cold", "none")
+SWEEP_HEADROOMS = (0.15, 0.5)
+_SWEEP_POLICIES = ("faillite", "hetero-warm-only", "full-warm", "full-cold")
 
 
 class _Progress:
@@ -66,6 +66,7 @@ def run_benchmark(
     policies: list[str],
     nodes: int | None,
     kinds: list[str],
+    stop_nodes: int | None,
     headroom: float | None,
     sweep: tuple[float, ...],
     sweep_nodes: int,
@@ -77,18 +78,22 @@ def run_benchmark(
     h = sc.default_headroom if headroom is None else headroom
     failed = [sc.node_id(i) for i in range(sc.nodes if nodes is None else min(nodes, sc.nodes))]
     swept = [sc.node_id(i) for i in range(min(sweep_nodes, sc.nodes))]
+    failures = [
+        (node, kind)
+        for i, node in enumerate(failed)
+        for kind in kinds
+        if kind != "SIGSTOP" or stop_nodes is None or i < stop_nodes
+    ]
     sweep_policies = [p for p in _SWEEP_POLICIES if p in policies]
     sweep_points = [x for x in sweep if abs(x - h) > 1e-9]
-    total = len(policies) * len(failed) * len(kinds) + len(sweep_points) * len(sweep_policies) * len(swept)
+    total = len(policies) * len(failures) + len(sweep_points) * len(sweep_policies) * len(swept)
     tick = _Progress(total, progress)
     load = _load()
     started = time.monotonic()
     runs: list[PolicyRun] = []
     for label in policies:
         runs.append(
-            run_policy(
-                sc, label, headroom=h, nodes=failed, kinds=kinds, workdir=workdir / f"{label}-{h}", tick=tick
-            )
+            run_policy(sc, label, headroom=h, failures=failures, workdir=workdir / f"{label}-{h}", tick=tick)
         )
     sweep_runs: list[PolicyRun] = []
     if sweep_points:
@@ -100,8 +105,7 @@ def run_benchmark(
                         sc,
                         label,
                         headroom=x,
-                        nodes=swept,
-                        kinds=["SIGKILL"],
+                        failures=[(n, "SIGKILL") for n in swept],
                         workdir=workdir / f"{label}-{x}",
                         tick=tick,
                     )
@@ -111,7 +115,7 @@ def run_benchmark(
         runs,
         sweep_runs,
         kinds=kinds,
-        nodes=failed,
+        failures=failures,
         load=load,
         elapsed_s=time.monotonic() - started,
         command=command,
@@ -154,7 +158,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="comma-separated headrooms for the sweep, '' for none (default 0.15,0.35,0.5)",
     )
-    p.add_argument("--sweep-nodes", type=int, default=3, help="nodes failed (SIGKILL) at each sweep point")
+    p.add_argument(
+        "--stop-nodes",
+        type=int,
+        default=2,
+        help="SIGSTOP only the first N of the failed nodes (default 2; SIGKILL hits every one)",
+    )
+    p.add_argument("--sweep-nodes", type=int, default=1, help="nodes failed (SIGKILL) at each sweep point")
     p.add_argument("--json", dest="json_path", type=Path, default=None, help="write the report here")
     p.add_argument("--plots", type=Path, default=None, help="write the PNG plots into this folder")
     p.add_argument("--workdir", type=Path, default=None, help="keep the clusters' logs here")
@@ -188,6 +198,7 @@ def _run(args: argparse.Namespace) -> int:
             policies=policies,
             nodes=args.nodes if args.nodes is not None else (1 if quick else None),
             kinds=kinds,
+            stop_nodes=args.stop_nodes,
             headroom=args.headroom,
             sweep=sweep,
             sweep_nodes=args.sweep_nodes,

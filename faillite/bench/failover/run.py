@@ -98,18 +98,19 @@ def run_policy(
     label: str,
     *,
     headroom: float,
-    nodes: list[str],
-    kinds: list[str],
+    failures: list[tuple[str, str]],
     workdir: Path,
     tick: Callable[[str], None] = lambda _s: None,
     observe_s: float = 15.0,
     steady_s: float = 0.5,
 ) -> PolicyRun:
-    """Start the cluster, inject each (node, kind) in turn, stop it. ``tick`` after each injection."""
+    """Start the cluster, inject each (node, kind) of ``failures`` in turn, stop it.
+
+    ``tick`` is called after each injection (and once per injection when the plan is refused)."""
     policy, progressive = POLICIES[label]
     run = PolicyRun(label, policy, progressive, headroom, deployed=False)
     config = scenario.config(policy, headroom=headroom, progressive=progressive)
-    cluster = LocalCluster(config, workdir, say=lambda _m: None)
+    cluster = LocalCluster(config, workdir, say=lambda _m: None, memory_margin=scenario.memory_margin)
     t0 = time.monotonic()
     try:
         try:
@@ -118,7 +119,7 @@ def run_policy(
             if "HTTP 422" not in str(exc):
                 raise
             run.refusal = str(exc).split("failed (HTTP 422): ", 1)[-1]
-            for _ in range(len(nodes) * len(kinds)):
+            for _ in failures:
                 tick(f"{label}: plan refused")
             return run
         run.deployed = True
@@ -126,7 +127,7 @@ def run_policy(
         run.plan = http_json("GET", f"{cluster.controller_url}/v1/plan")[1]["plan"]
         for a in cluster.apps():
             run.apps[a["name"]] = {**a["spec"], "accuracy": a["accuracy"], "variant": a["variant"]}
-        asyncio.run(_inject_all(cluster, run, nodes, kinds, tick, observe_s, steady_s))
+        asyncio.run(_inject_all(cluster, run, failures, tick, observe_s, steady_s))
     finally:
         cluster.stop()
         run.elapsed_s = round(time.monotonic() - t0, 2)
@@ -136,8 +137,7 @@ def run_policy(
 async def _inject_all(
     cluster: LocalCluster,
     run: PolicyRun,
-    nodes: list[str],
-    kinds: list[str],
+    failures: list[tuple[str, str]],
     tick: Callable[[str], None],
     observe_s: float,
     steady_s: float,
@@ -147,10 +147,9 @@ async def _inject_all(
         load.start()
         try:
             await asyncio.sleep(steady_s)
-            for node in nodes:
-                for kind in kinds:
-                    run.injections.append(await _inject(cluster, load, run, node, kind, observe_s))
-                    tick(f"{run.label}: {kind} {node}")
+            for node, kind in failures:
+                run.injections.append(await _inject(cluster, load, run, node, kind, observe_s))
+                tick(f"{run.label}: {kind} {node}")
         finally:
             await load.stop()
     run.requests = len(load.records)

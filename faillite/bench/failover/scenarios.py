@@ -48,9 +48,11 @@ class Scenario:
     scale: float = 0.02  # stand-ins: this fraction of the published parameters and MACs
     input_px: int = 64
     heartbeat_interval_ms: float = 20.0
-    heartbeat_timeout_ms: float = 300.0  # >= 300 ms: the 2-core box starves processes at times
+    heartbeat_timeout_ms: float = 500.0  # the shared 2-core box starves processes for 100s of ms
     accuracy_source: str = "published"
     default_headroom: float = DEFAULT_HEADROOM
+    # Estimated footprints x this in the profiles and the agents' repository (see LocalCluster).
+    memory_margin: float = 1.1
     _profiles: dict[str, tuple[VariantProfile, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def profiles(self) -> dict[str, tuple[VariantProfile, ...]]:
@@ -63,7 +65,10 @@ class Scenario:
                     manifest, _ = resolve(
                         family, scale=self.scale, input_px=self.input_px, progress=lambda _m: None
                     )
-                self._profiles[family] = estimated_manifest_profiles(manifest)
+                self._profiles[family] = tuple(
+                    p.model_copy(update={"memory_bytes": math.ceil(p.memory_bytes * self.memory_margin)})
+                    for p in estimated_manifest_profiles(manifest)
+                )
         return self._profiles
 
     def variant(self, family: str, name: str) -> VariantProfile:
