@@ -44,6 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--time-limit", type=float, default=10.0, metavar="SECONDS", help="exact solver time limit"
     )
+    p.add_argument(
+        "--gap",
+        type=float,
+        default=None,
+        metavar="PERCENT",
+        help="exact: stop once the plan is proven within PERCENT %% of the optimal weighted accuracy "
+        "(status feasible, with the bound); default: prove optimality or run to the time limit",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     p.set_defaults(func=run)
@@ -52,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.time_limit <= 0:
         raise CliError(f"--time-limit must be positive, got {args.time_limit}")
+    if args.gap is not None and not 0 <= args.gap < 100:
+        raise CliError(f"--gap must be a percentage in [0, 100), got {args.gap}")
     try:
         inst = load_instance(args.cluster, args.apps, args.profiles)
     except (ConfigError, PlanningError) as exc:
@@ -64,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         best_effort=args.best_effort,
         time_limit_s=args.time_limit,
         seed=args.seed,
+        gap=None if args.gap is None else args.gap / 100,
     )
     elapsed = time.perf_counter() - start
     doc = plan_document(inst, result, solve_seconds=round(elapsed, 4), best_effort=args.best_effort)
@@ -117,6 +128,8 @@ def render_table(doc: dict[str, Any]) -> str:
     t = doc["totals"]
     rec = "-" if t["mean_expected_recovery_ms"] is None else f"{t['mean_expected_recovery_ms']:.0f} ms"
     bound = "" if doc["bound"] is None else f", bound {doc['bound']:.4f}"
+    if doc["bound"] and doc["status"] == "feasible" and doc["objective"] is not None:
+        bound += f" (optimal within {100 * (doc['bound'] - doc['objective']) / doc['bound']:.3f} %)"
     lines += [
         "",
         f"{t['protected']}/{t['apps']} apps protected; weighted accuracy drop after failover "

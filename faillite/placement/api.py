@@ -40,9 +40,12 @@ def make_plan(
     seed: int = 0,
     workers: int = 2,
     keep: Mapping[str, Backup] | None = None,
+    gap: float | None = None,
 ) -> PlanResult:
     """Plan primaries (where not given) and backups. Never raises for an infeasible instance:
-    the result's status says so, with ``reasons``. ``keep`` pins apps' backups (re-planning)."""
+    the result's status says so, with ``reasons``. ``keep`` pins apps' backups (re-planning).
+    ``gap`` (exact only, a fraction): stop once the plan is proven within that relative
+    distance of the optimal weighted accuracy (status ``feasible``, ``bound`` says how close)."""
     method, policy = Method(method), Policy(policy)
     ctx = Context(inst, rules_for(policy, best_effort=best_effort), keep)
     static = static_reasons(ctx)
@@ -54,7 +57,13 @@ def make_plan(
     else:
         hints = (greedy.plan,) if greedy.plan is not None else ()
         result = solve_exact(
-            ctx, policy=policy.value, time_limit_s=time_limit_s, seed=seed, workers=workers, hints=hints
+            ctx,
+            policy=policy.value,
+            time_limit_s=time_limit_s,
+            seed=seed,
+            workers=workers,
+            hints=hints,
+            gap=gap,
         )
         if (
             greedy.plan is not None

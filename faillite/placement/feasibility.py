@@ -91,6 +91,7 @@ class Context:
         self.primary_variant: list[Variant] = [inst.variant(a.family, a.primary_variant) for a in inst.apps]
         self.weight_int = [round(a.weight * WEIGHT_SCALE) for a in inst.apps]
         self.allowed: list[tuple[Variant, ...]] = [self._allowed_variants(i) for i in range(len(inst.apps))]
+        self._option_cache: dict[tuple[int, float, bool], list[Candidate]] = {}
         # primaries that are given, and what they use
         self.fixed_mem = [0] * len(inst.nodes)
         self.fixed_mc = [0] * len(inst.nodes)
@@ -163,22 +164,44 @@ class Context:
         if kept is not None:
             return [kept]
         out: list[Candidate] = []
-        app = self.apps[i]
+        fixed_mem, fixed_mc = self.fixed_mem, self.fixed_mc
         for n, node in enumerate(self.nodes):
             if not self.backup_node_ok(p, n):
                 continue
-            group: dict[Mode, list[Candidate]] = {}
-            for v in self.allowed[i]:
-                if not self.backup_fits_alone(i, p, n, v):
-                    continue
-                for mode in self.modes_for(i, v, node):
-                    acc, rt, mib = candidate_score(app, v, mode, node, self.inst)
-                    c = Candidate(
-                        i, p, n, v, mode, acc, rt, mib, v.memory_bytes, v.demand_mc(app.request_rate, node)
+            mem_left, mc_left = node.memory_bytes - fixed_mem[n], node.capacity_mc - fixed_mc[n]
+            for c in self._options(i, node.speed, prune):
+                if c.mem <= mem_left and c.demand_mc <= mc_left:
+                    out.append(
+                        Candidate(i, p, n, c.variant, c.mode, c.acc, c.rt_ms, c.mem_mib, c.mem, c.demand_mc)
                     )
-                    group.setdefault(mode, []).append(c)
-            for cands in group.values():
-                out.extend(_undominated(cands) if prune else cands)
+        return out
+
+    def _options(self, i: int, speed: float, prune: bool) -> list[Candidate]:
+        """App ``i``'s backup options on a node of this speed (SLO met), warm then cold,
+        undominated within each mode when ``prune``. Node and primary fields are placeholders.
+
+        Filtering these by "fits in the node" afterwards gives the same set as pruning the
+        fitting ones: a dominator needs no more memory and compute, so it fits too.
+        """
+        key = (i, speed, prune)
+        cached = self._option_cache.get(key)
+        if cached is not None:
+            return cached
+        app, node = self.apps[i], Node("-", 0, speed=speed)
+        out: list[Candidate] = []
+        for mode in (Mode.WARM, Mode.COLD):
+            group = []
+            for v in self.allowed[i]:
+                if v.latency_on(node) > app.slo_ms or mode not in self.modes_for(i, v, node):
+                    continue
+                acc, rt, mib = candidate_score(app, v, mode, node, self.inst)
+                group.append(
+                    Candidate(
+                        i, -1, -1, v, mode, acc, rt, mib, v.memory_bytes, v.demand_mc(app.request_rate, node)
+                    )
+                )
+            out.extend(_undominated(group) if prune else group)
+        self._option_cache[key] = out
         return out
 
     def make(self, i: int, p: int, n: int, v: Variant, mode: Mode) -> Candidate:

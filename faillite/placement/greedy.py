@@ -24,7 +24,7 @@ from collections import defaultdict
 from faillite.placement.feasibility import Candidate, Context, candidate_score, plan_score
 from faillite.placement.model import Mode, Plan, PlanResult, Status, Variant
 
-__all__ = ["GreedyState", "solve_greedy"]
+__all__ = ["GreedyState", "polish", "solve_greedy"]
 
 
 class GreedyState:
@@ -343,6 +343,10 @@ def solve_greedy(
         if len(ctx.apps) <= exchange_limit:
             g.exchange()
             g.climb(passes)
+    return _result(ctx, g, policy)
+
+
+def _result(ctx: Context, g: _Greedy, policy: str) -> PlanResult:
     st = g.st
     missing = [i for i, c in enumerate(st.chosen) if c is None]
     if ctx.rules.require_backup and missing:
@@ -353,3 +357,23 @@ def solve_greedy(
         chosen[i] = chosen[i] if chosen[i].primary == p else ctx.no_backup(i, p)
     plan = Plan(tuple(ctx.assignment(c) for c in chosen))
     return PlanResult(Status.FEASIBLE, "greedy", policy, plan, plan_score(ctx.inst, plan))
+
+
+def polish(ctx: Context, plan: Plan, *, passes: int = 1) -> Plan:
+    """Climb from a feasible ``plan``: each app in turn moves to the best backup (accuracy, then
+    recovery time, then memory) that fits with the others fixed; no app's score drops."""
+    g = _Greedy(ctx, 16 if len(ctx.apps) > 2000 else 64)
+    by_app = plan.by_app()
+    for i, app in enumerate(ctx.apps):
+        p = ctx.node_index[by_app[app.name].primary_node]
+        if app.primary_node is None:
+            g.st.place_primary(i, p)
+    for i, app in enumerate(ctx.apps):
+        asg = by_app[app.name]
+        b = asg.backup
+        if b is not None:
+            v = ctx.inst.variant(app.family, b.variant)
+            g.st.add(ctx.make(i, ctx.node_index[asg.primary_node], ctx.node_index[b.node], v, b.mode))
+    g.climb(passes)
+    out = _result(ctx, g, "")
+    return out.plan if out.plan is not None else plan
