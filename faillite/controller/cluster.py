@@ -127,6 +127,10 @@ class ClusterState:
             self._routes = RouteTable(version=self.route_version, routes=routes)
         return self._routes
 
+    def route(self, app: str) -> Route:
+        """``app``'s route as it stands, without touching the table's version (for read-only views)."""
+        return self._route(app)
+
     def _route(self, app: str) -> Route:
         serving = self.serving.get(app, Serving(AppState.PENDING))
         targets: list[RouteTarget] = []

@@ -19,7 +19,16 @@ from faillite.controller.decide import Replica
 from faillite.controller.states import AppState, NodeState
 from faillite.placement import Mode, Plan, PlanningError
 
-__all__ = ["MemorySplit", "accuracy_drop", "app_mode", "app_view", "memory_split", "status_view"]
+__all__ = [
+    "MemorySplit",
+    "accuracy_drop",
+    "app_mode",
+    "app_view",
+    "count_by",
+    "memory_split",
+    "node_views",
+    "status_view",
+]
 
 MemorySplit = dict[str, dict[str, int]]  # node -> {"primary", "warm", "cold"} bytes
 UP_STATES = (NodeState.ALIVE, NodeState.SUSPECT)
@@ -107,7 +116,7 @@ def app_view(controller: Controller, name: str) -> dict[str, Any]:
     asg = cluster.plan.by_app().get(name)
     home = cluster.home_plan.by_app().get(name)
     replica = serving.replica if serving else None
-    route = next((r for r in cluster.route_table().routes if r.app == name), None)
+    route = cluster.route(name)  # not route_table(): a read must not bump the version unpublished
     return {
         "spec": spec.model_dump(mode="json"),
         "state": serving.state.value if serving else "pending",
@@ -122,7 +131,7 @@ def app_view(controller: Controller, name: str) -> dict[str, Any]:
         "backup": None
         if asg is None or asg.backup is None
         else {"node": asg.backup.node, "variant": asg.backup.variant, "mode": asg.backup.mode.value},
-        "route": [] if route is None else [{"node": t.node, "role": t.role} for t in route.targets],
+        "route": [{"node": t.node, "role": t.role} for t in route.targets],
     }
 
 
