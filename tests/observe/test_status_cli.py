@@ -12,7 +12,7 @@ from faillite.commands.status import render
 from faillite.controller.status import memory_split
 from faillite.placement import Assignment, Backup, Mode, Plan
 from tests.controller.cluster import start
-from tests.helpers import wait_for
+from tests.helpers import http_request, wait_for
 
 SIZES = {"big": 100, "mid": 40, "small": 10}
 
@@ -93,6 +93,14 @@ def test_status_shows_a_failure(tmp_path, capsys):
         assert {a["name"]: a["mode"] for a in status["apps"]} == dict.fromkeys(
             ("cold-a", "cold-b", "warm-a", "warm-b"), "primary"
         )
+
+        for path, kind in (
+            ("/", "text/html"),
+            ("/static/app.js", "javascript"),
+            ("/static/style.css", "css"),
+        ):
+            response = http_request("GET", f"{url}{path}")
+            assert response.status == 200 and kind in response.headers.get("content-type", ""), path
 
         assert main(["status", "--controller", url, "--ascii"]) == 0
         rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
