@@ -4,6 +4,7 @@ with a timeout whose failures become one-line ``CliError``s."""
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,7 +40,7 @@ def get_json(controller: str, path: str, timeout: float) -> Any:
     url = f"{base_url(controller)}{path}"
     try:
         status, body = http_json("GET", url, timeout=timeout)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, http.client.HTTPException) as exc:
         raise CliError(f"cannot reach the controller at {controller}: {exc}") from exc
     except ValueError as exc:
         raise CliError(f"{url} did not answer JSON; is {controller} a faillite controller?") from exc
