@@ -103,6 +103,7 @@ def policy_figures(run: PolicyRun, scenario: Scenario) -> dict[str, Any]:
     kinds = sorted({r["kind"] for r in flat})
     return {
         "deployed": True,
+        "error": run.error,
         "policy": run.policy,
         "progressive": run.progressive,
         "headroom": run.headroom,
