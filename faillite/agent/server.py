@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 
 from aiohttp import web
 
@@ -20,6 +19,7 @@ from faillite.agent.link import ControllerLink, LinkSettings
 from faillite.agent.metrics import AgentMetrics
 from faillite.agent.routes import AgentRoutes, json_response
 from faillite.agent.store import ModelStore
+from faillite.httpserve import ListenError, listening, stop_on_signals
 
 __all__ = ["READY_MESSAGE", "ROUTES_KEY", "STORE_KEY", "create_app", "serve"]
 
@@ -83,43 +83,34 @@ async def serve(config: AgentConfig, *, stop: asyncio.Event | None = None) -> in
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); the exit status."""
     app = create_app(config)
     routes = app[ROUTES_KEY]
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.shutdown_timeout_s)
-    await runner.setup()
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
     link_task: asyncio.Task[None] | None = None
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, config.host, config.port, backlog=1024)
-        try:
-            await site.start()
-        except OSError as exc:
-            log.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror or exc)
-            return 1
-        port = _bound_port(runner, config.port)
-        await app[STORE_KEY].warm_up()
-        # Listen first, load after: liveness answers at once while startup models load.
-        for name in config.load:
-            try:
-                await routes.load_model(name)
-            except AgentError as exc:
-                log.error("--load %s failed: %s", name, exc.message)
-                return 1
-        routes.ready = True
-        if config.controller_url:
-            link_task = _join(config, routes, app[STORE_KEY], port)
-        log.info(READY_MESSAGE.format(node_id=config.node_id, host=config.host, port=port))
-        await stop.wait()
-        if link_task is not None:
-            link_task.cancel()
-        routes.ready = False
-        log.info("faillite agent %s stopping", config.node_id)
-        return 0
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        with stop_on_signals(stop):
+            async with listening(
+                app, config.host, config.port, shutdown_timeout=config.shutdown_timeout_s
+            ) as port:
+                await app[STORE_KEY].warm_up()
+                # Listen first, load after: liveness answers at once while startup models load.
+                for name in config.load:
+                    try:
+                        await routes.load_model(name)
+                    except AgentError as exc:
+                        log.error("--load %s failed: %s", name, exc.message)
+                        return 1
+                routes.ready = True
+                if config.controller_url:
+                    link_task = _join(config, routes, app[STORE_KEY], port)
+                log.info(READY_MESSAGE.format(node_id=config.node_id, host=config.host, port=port))
+                await stop.wait()
+                if link_task is not None:
+                    link_task.cancel()
+                routes.ready = False
+                log.info("faillite agent %s stopping", config.node_id)
+                return 0
+    except ListenError as exc:
+        log.error("%s", exc)
+        return 1
 
 
 def _join(config: AgentConfig, routes: AgentRoutes, store: ModelStore, port: int) -> asyncio.Task[None]:
@@ -138,10 +129,3 @@ def _join(config: AgentConfig, routes: AgentRoutes, store: ModelStore, port: int
     )
     routes.link = link
     return asyncio.create_task(link.run())
-
-
-def _bound_port(runner: web.AppRunner, requested: int) -> int:
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    return requested

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from aiohttp import web
 
 from faillite import __version__
 from faillite.client.failover import Client, ControllerError, RawResponse, Unavailable, UnknownApp
+from faillite.httpserve import ListenError, listening, stop_on_signals
 
 __all__ = ["CLIENT_KEY", "READY_MESSAGE", "create_app", "serve"]
 
@@ -148,36 +148,20 @@ async def serve(
 ) -> int:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); the exit status. Owns ``client``."""
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(client), access_log=None, shutdown_timeout=shutdown_timeout)
     try:
-        try:
-            await client.start()
-        except ControllerError as exc:
-            log.error("%s", exc)
-            return 1
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        try:
-            await site.start()
-        except OSError as exc:
-            log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
-            return 1
-        log.info(READY_MESSAGE.format(host=host, port=_bound_port(runner, port)))
-        await stop.wait()
-        log.info("faillite gateway stopping")
-        return 0
+        with stop_on_signals(stop):
+            try:
+                await client.start()
+            except ControllerError as exc:
+                log.error("%s", exc)
+                return 1
+            async with listening(create_app(client), host, port, shutdown_timeout=shutdown_timeout) as bound:
+                log.info(READY_MESSAGE.format(host=host, port=bound))
+                await stop.wait()
+                log.info("faillite gateway stopping")
+            return 0  # leaving the block let requests in flight finish (up to shutdown_timeout)
+    except ListenError as exc:
+        log.error("%s", exc)
+        return 1
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        await runner.cleanup()  # lets requests in flight finish (up to shutdown_timeout)
         await client.close()
-
-
-def _bound_port(runner: web.AppRunner, requested: int) -> int:
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    return requested
