@@ -238,3 +238,17 @@ def test_replan_keeps_surviving_backups_and_reports_lost_apps() -> None:
     assert p2 is not None
     r2 = replan(tiny, p2, ["a"], policy="none")
     assert [a.kind for a in r2.actions][:2] == [ActionKind.LOAD, ActionKind.SWITCH]
+
+
+def test_gap_option_stops_within_the_gap_and_says_so() -> None:
+    nodes = [Node(f"n{k}", 150 * MIB, domain=f"r{k % 2}") for k in range(4)]
+    inst = instance(nodes, [app(f"a{k}", f"n{k % 4}", weight=1 + k % 3) for k in range(8)])
+    full = make_plan(inst, method="exact")
+    loose = make_plan(inst, method="exact", gap=0.5)
+    assert full.status is Status.OPTIMAL and full.objective is not None
+    assert loose.ok and loose.bound is not None and loose.objective is not None
+    assert full.objective <= loose.bound + 1e-9
+    assert loose.objective >= 0.5 * loose.bound - 1e-9
+    # "optimal" only when proven, not merely within the gap
+    assert (loose.status is Status.OPTIMAL) == (loose.bound - loose.objective < 1e-9)
+    assert not check(plan_document(inst, loose)).violations
