@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from faillite.errors import CliError
+from faillite.errors import CliError, describe_validation
 from faillite.units import parse_bytes
 
 __all__ = ["add_arguments", "register", "run"]
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:  # parse_bytes, and pydantic's ValidationError (a ValueError)
         if isinstance(exc, ValidationError):
-            raise CliError("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
+            raise CliError(describe_validation(exc)) from exc
         raise CliError(str(exc)) from exc
     logging.basicConfig(
         level=args.log_level,

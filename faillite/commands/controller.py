@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from faillite.errors import CliError
+from faillite.errors import CliError, describe_validation
 
 __all__ = ["register"]
 
@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
             progressive=not args.no_progressive,
         )
     except ValidationError as exc:
-        raise CliError("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from exc
+        raise CliError(describe_validation(exc)) from exc
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s controller %(message)s"
     )

@@ -25,6 +25,7 @@ from faillite.controller.metrics import CONTENT_TYPE, ControllerMetrics
 from faillite.controller.planning import AppSpec, SpecError, plan_to_json
 from faillite.controller.status import app_view, node_views, status_view
 from faillite.dashboard import STATIC_DIR
+from faillite.errors import describe_validation
 
 __all__ = ["create_app"]
 
@@ -244,6 +245,4 @@ def _parse_specs(body: bytes, content_type: str) -> list[AppSpec]:
     try:
         return _SPECS.validate_python(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise HttpError(400, f"invalid app spec: {where}: {err['msg']} (got {err.get('input')!r})") from exc
+        raise HttpError(400, f"invalid app spec: {describe_validation(exc, first_only=True)}") from exc

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from faillite.controller.planning import AppSpec
+from faillite.errors import describe_validation
 from faillite.units import parse_bytes
 
 __all__ = ["ClusterConfig", "ClusterConfigError", "ControllerSection", "NodeConfig", "load_cluster_config"]
@@ -99,6 +100,4 @@ def load_cluster_config(path: Path) -> ClusterConfig:
     try:
         return ClusterConfig.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise ClusterConfigError(f"{path}: {field}: {err['msg']} (got {err.get('input')!r})") from exc
+        raise ClusterConfigError(f"{path}: {describe_validation(exc, first_only=True)}") from exc

@@ -27,6 +27,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from faillite.errors import describe_validation
+
 __all__ = [
     "PROFILE_SCHEMA",
     "MachineInfo",
@@ -98,8 +100,7 @@ def load_profiles(path: Path) -> ProfileSet:
     try:
         return ProfileSet.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ProfileError(f"{path}: {problems}") from exc
+        raise ProfileError(f"{path}: {describe_validation(exc)}") from exc
 
 
 def save_profiles(profiles: ProfileSet, path: Path) -> None:

@@ -29,6 +29,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from faillite.errors import describe_validation
+
 __all__ = [
     "SCHEMA",
     "FamilyManifest",
@@ -215,8 +217,7 @@ def load_manifest(path: Path, *, verify: bool = True) -> FamilyManifest:
     try:
         manifest = FamilyManifest.model_validate({**raw, "directory": path.parent})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-        raise ManifestError(f"{path}: {problems}") from exc
+        raise ManifestError(f"{path}: {describe_validation(exc)}") from exc
     if verify:
         verify_files(manifest, path)
     return manifest

@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from faillite.errors import describe_validation
 from faillite.zoo.manifest import FamilyManifest
 
 __all__ = [
@@ -59,8 +60,7 @@ def read_meta(model_dir: Path) -> ModelMeta:
     except json.JSONDecodeError as exc:
         raise RepositoryError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise RepositoryError(f"{path}: {problems}") from exc
+        raise RepositoryError(f"{path}: {describe_validation(exc)}") from exc
 
 
 def model_versions(model_dir: Path) -> list[int]:
