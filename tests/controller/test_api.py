@@ -52,7 +52,9 @@ def post(
     headers = {"Content-Type": content_type}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    result = http_request("POST", f"{cluster.controller_url}/v1/apps", body, headers=headers)
+    # Refusing an infeasible app can take a few planner solves (with and without kept backups,
+    # then the explanation): allow for a loaded machine.
+    result = http_request("POST", f"{cluster.controller_url}/v1/apps", body, headers=headers, timeout=90.0)
     return result.status, result.json()
 
 
