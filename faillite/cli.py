@@ -32,13 +32,16 @@ _COMMANDS = [
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that command's (commands import heavy libraries such as
+    the planner's solver, so ``faillite agent`` must not pay for ``faillite plan``)."""
     parser = argparse.ArgumentParser(
         prog="faillite",
         description="Failure-resilient model serving for edge clusters.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMANDS:
+    wanted = [m for m in _COMMANDS if m.rsplit(".", 1)[1] == only] or _COMMANDS
+    for name in wanted:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -50,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=first)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

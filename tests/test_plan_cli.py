@@ -102,3 +102,11 @@ def test_config_errors_name_file_field_and_value(tmp_path: Path) -> None:
     r = faillite("plan", "--cluster", str(EXAMPLES / "cluster.yaml"), "--apps", str(apps))
     assert r.returncode == 2 and "apps[0].node" in r.stderr and "'edge-9'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_command_offers_exactly_the_planner_methods_and_policies() -> None:
+    from faillite.commands.plan import METHODS, POLICIES
+    from faillite.placement import Method, Policy
+
+    assert set(METHODS) == {m.value for m in Method}
+    assert set(POLICIES) == {p.value for p in Policy}
