@@ -154,6 +154,7 @@ def document(
                 "policy": r.label,
                 "headroom": r.headroom,
                 "deployed": r.deployed,
+                "refusal": r.refusal,
                 **{
                     k: fig.get(k)
                     for k in (
