@@ -134,8 +134,9 @@ def build_instance(
     node_ids = [n.id for n in node_list]
     apps = []
     for spec in specs:
-        app = to_app(spec, families, node_ids)
         pinned = (primaries or {}).get(spec.name)
+        # An app already placed is where it runs: its spec's own pin may name a node now down.
+        app = to_app(spec, families, None if pinned else node_ids)
         if pinned is not None:
             app = App(**{**app.__dict__, "primary_node": pinned[0], "primary_variant": pinned[1]})
         apps.append(app)

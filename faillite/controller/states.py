@@ -19,7 +19,7 @@ App::
     STEPPING --planned variant served--> FAILED_OVER
     RECOVERING --planned variant served (no stepping stone)--> FAILED_OVER
     FAILED_OVER --home node back, primary reloaded--> PRIMARY       (failback)
-    any --no variant fits anywhere--> UNAVAILABLE --capacity found--> RECOVERING
+    any --no variant fits anywhere--> UNAVAILABLE --capacity found--> RECOVERING | FAILED_OVER | PRIMARY
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ APP_TRANSITIONS: dict[AppState, frozenset[AppState]] = {
     A.RECOVERING: frozenset({A.STEPPING, A.FAILED_OVER, A.PRIMARY, A.UNAVAILABLE}),
     A.STEPPING: frozenset({A.FAILED_OVER, A.RECOVERING, A.UNAVAILABLE}),
     A.FAILED_OVER: frozenset({A.PRIMARY, A.FAILED_OVER, A.RECOVERING, A.UNAVAILABLE}),
-    A.UNAVAILABLE: frozenset({A.RECOVERING, A.PRIMARY}),
+    A.UNAVAILABLE: frozenset({A.RECOVERING, A.PRIMARY, A.FAILED_OVER}),
 }
 
 

@@ -73,3 +73,11 @@ async def test_no_climb_when_every_node_is_back_or_a_program_runs(tmp_path: Path
     await climb_once(c)  # failback's job, not climbing's
     assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-4"
     c.store.close()
+
+
+async def test_an_app_pinned_to_the_dead_node_does_not_stop_the_climb(tmp_path: Path) -> None:
+    c = controller_after_failover(tmp_path)
+    c.cluster.put_app(AppSpec(name="a", family="digits", slo_ms=20, node="n1"))  # n1 is dead
+    await climb_once(c)
+    assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-8"
+    c.store.close()
