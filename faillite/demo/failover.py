@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from faillite.bench.load import LoadGenerator
-from faillite.bench.recovery import AppRecovery, by_mode, recover_report, summarize
+from faillite.bench.recovery import AppRecovery, by_mode, percentile, recover_report, summarize
 from faillite.client.failover import Client
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.config import ClusterConfig, load_cluster_config
@@ -89,8 +89,12 @@ async def _observe(
     apps_before: dict[str, Any],
 ) -> dict[str, Any]:
     await asyncio.sleep(steady_s)
-    ok_before = sum(1 for r in load.records if r.ok)
-    say(f"steady load: {ok_before} requests answered in {steady_s:.0f} s by {len(apps_before)} clients")
+    steady = [(r.end - r.start) * 1000 for r in load.records if r.ok]
+    latency = {"p50_ms": percentile(steady, 50), "p99_ms": percentile(steady, 99)}
+    say(
+        f"steady load: {len(steady)} requests answered in {steady_s:.0f} s by {len(apps_before)} clients; "
+        f"one request takes {latency['p50_ms']:.1f} ms at p50, {latency['p99_ms']:.1f} ms at p99 here"
+    )
     pid = cluster.agents[victim].pid
     failed_at = time.monotonic()
     cluster.kill_node(victim, signal.SIGKILL)
@@ -150,6 +154,7 @@ async def _observe(
             "requests": len(during),
         },
         "requests": total,
+        "steady_latency": latency,  # an MTTR cannot be shorter than one request
     }
 
 
