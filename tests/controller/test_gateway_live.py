@@ -43,11 +43,15 @@ def test_tritonclient_by_app_name_survives_a_node_kill(cluster: LocalCluster) ->
                 correct += int((out.argmax(axis=1) == y[start : start + 32]).sum())
             return correct / 128
 
+        backup = {a["name"]: a for a in cluster.apps()}["warm-a"]["backup"]
+        assert backup["mode"] == "warm" and backup["node"] != "n1"
         before = accuracy()
         cluster.kill_node("n1", signal.SIGKILL)
-        after = accuracy()  # served by the warm backup on n2, through the same gateway URL
+        after = accuracy()  # served by the warm backup, through the same gateway URL
         assert before > 0.9 and after > 0.9
-        wait_for(lambda: {a["name"]: a for a in cluster.apps()}["warm-a"]["node"] == "n2", 20, "failover")
+        wait_for(
+            lambda: {a["name"]: a for a in cluster.apps()}["warm-a"]["node"] == backup["node"], 20, "failover"
+        )
         tensor = httpclient.InferInput(digits.INPUT_NAME, [1, 64], "FP32")
         tensor.set_data_from_numpy(np.zeros((1, 64), np.float32))
         assert client.infer("warm-a", [tensor]).as_numpy(digits.OUTPUT_NAME).shape == (1, 10)
