@@ -11,10 +11,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from faillite.bench.load import RequestRecord
 
-__all__ = ["AppRecovery", "Step", "by_mode", "percentile", "recover_report", "summarize"]
+__all__ = ["AppRecovery", "Step", "by_mode", "percentile", "recover_report", "recover_reports", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,35 @@ def recover_report(
         accuracy_after=after,
         requests_after=len(mine),
     )
+
+
+def recover_reports(
+    records: Iterable[RequestRecord],
+    affected: Iterable[str],
+    before: Mapping[str, Mapping[str, Any]],
+    after: Mapping[str, Mapping[str, Any]],
+    *,
+    failed_node: str,
+    failed_at: float,
+    until: float,
+) -> list[AppRecovery]:
+    """``recover_report`` for each affected app, from the controller's ``/v1/apps`` views taken
+    before the failure and after it settled."""
+    records = list(records)
+    return [
+        recover_report(
+            records,
+            app=name,
+            failed_node=failed_node,
+            failed_at=failed_at,
+            until=until,
+            critical=before[name]["spec"].get("critical", False),
+            mode=(before[name]["backup"] or {}).get("mode", "none"),
+            final_variant=after[name]["variant"] if after[name]["state"] == "failed_over" else None,
+            accuracy_before=before[name]["accuracy"],
+        )
+        for name in affected
+    ]
 
 
 def percentile(values: list[float], q: float) -> float | None:

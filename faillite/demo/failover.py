@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from faillite.bench.load import LoadGenerator
-from faillite.bench.recovery import AppRecovery, by_mode, percentile, recover_report, summarize
+from faillite.bench.recovery import AppRecovery, by_mode, percentile, recover_reports, summarize
 from faillite.client.failover import Client
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.config import ClusterConfig, load_cluster_config
@@ -108,20 +108,9 @@ async def _observe(
     await asyncio.sleep(0.5)  # let every client see the final variant
     until = time.monotonic()
     apps_after = {a["name"]: a for a in cluster.apps()}
-    report = [
-        recover_report(
-            load.records,
-            app=name,
-            failed_node=victim,
-            failed_at=failed_at,
-            until=until,
-            critical=apps_before[name]["spec"].get("critical", False),
-            mode=(apps_before[name]["backup"] or {}).get("mode", "none"),
-            final_variant=apps_after[name]["variant"],
-            accuracy_before=apps_before[name]["accuracy"],
-        )
-        for name in affected
-    ]
+    report = recover_reports(
+        load.records, affected, apps_before, apps_after, failed_node=victim, failed_at=failed_at, until=until
+    )
     say(_table(report))
     summary = summarize(report)
     say(_summary_line(summary, by_mode(report)))

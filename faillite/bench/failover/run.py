@@ -21,7 +21,7 @@ import numpy as np
 
 from faillite.bench.failover.scenarios import Scenario
 from faillite.bench.load import LoadGenerator
-from faillite.bench.recovery import AppRecovery, recover_report
+from faillite.bench.recovery import AppRecovery, recover_reports
 from faillite.client.failover import Client
 from faillite.controller.planning import plan_from_json
 from faillite.launch.cluster import LocalCluster
@@ -198,20 +198,9 @@ async def _inject(
     await asyncio.sleep(0.1)
     until = time.monotonic()
     after = {a["name"]: a for a in await asyncio.to_thread(cluster.apps)}
-    apps = [
-        recover_report(
-            load.records,
-            app=name,
-            failed_node=node,
-            failed_at=failed_at,
-            until=until,
-            critical=before[name]["spec"].get("critical", False),
-            mode=(before[name]["backup"] or {}).get("mode", "none"),
-            final_variant=after[name]["variant"] if after[name]["state"] == "failed_over" else None,
-            accuracy_before=before[name]["accuracy"],
-        )
-        for name in affected
-    ]
+    apps = recover_reports(
+        load.records, affected, before, after, failed_node=node, failed_at=failed_at, until=until
+    )
     observe_ms = (until - failed_at) * 1000
     restart_at = time.monotonic()
     if kind != "SIGKILL":
