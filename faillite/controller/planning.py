@@ -24,6 +24,7 @@ from faillite.placement import (
     PlannerParams,
     Variant,
 )
+from faillite.plancfg import variant_from_profile
 from faillite.profiler.format import VariantProfile
 
 __all__ = [
@@ -59,23 +60,10 @@ class AppSpec(BaseModel):
     node: str | None = Field(default=None, description="pin the primary to this node")
 
 
-def _variant(p: VariantProfile) -> Variant:
-    return Variant(
-        family=p.family,
-        name=p.variant,
-        accuracy=p.accuracy,
-        memory_bytes=p.memory_bytes,
-        load_ms=p.load_ms,
-        first_infer_ms=p.first_infer_ms,
-        latency_ms=p.infer_p99_ms,
-        service_ms=p.infer_p50_ms,
-    )
-
-
 def build_families(profiles: Iterable[VariantProfile]) -> dict[str, Family]:
     grouped: dict[str, list[Variant]] = {}
     for p in profiles:
-        grouped.setdefault(p.family, []).append(_variant(p))
+        grouped.setdefault(p.family, []).append(variant_from_profile(p))
     return {name: Family(name, tuple(sorted(vs, key=lambda v: -v.accuracy))) for name, vs in grouped.items()}
 
 
