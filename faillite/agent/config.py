@@ -21,6 +21,9 @@ class AgentConfig(BaseModel):
     load: tuple[str, ...] = ()
     intra_op_threads: int = Field(default=1, ge=1)
     infer_threads: int = Field(default=4, ge=1, description="threads running ONNX Runtime sessions")
+    inline_budget_us: float = Field(
+        default=150.0, ge=0, description="runs measured cheaper than this run on the event loop; 0: never"
+    )
     max_body_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     mem_arena: bool = Field(default=False, description="ONNX Runtime CPU arena; off keeps accounting honest")
     controller_url: str | None = Field(default=None, description="join this controller's cluster")

@@ -14,11 +14,31 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["AgentMetrics"]
+__all__ = ["AgentMetrics", "ModelMetrics"]
 
 # Inference on small edge models takes from tens of microseconds to seconds.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LOAD_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ModelMetrics:
+    """One model's request series, looked up once: ``.labels()`` takes a lock and hashes the
+    label values on every call, so the hot path keeps the children and only counts."""
+
+    __slots__ = ("_by_code", "_failures", "_model", "latency", "requests")
+
+    def __init__(self, requests: Counter, latency: Histogram, failures: Counter, model: str) -> None:
+        self.requests = requests
+        self.latency = latency
+        self._failures = failures
+        self._model = model
+        self._by_code: dict[int, Counter] = {}
+
+    def failed(self, status: int) -> None:
+        child = self._by_code.get(status)
+        if child is None:
+            child = self._by_code[status] = self._failures.labels(self._model, str(status))
+        child.inc()
 
 
 class AgentMetrics:
@@ -75,6 +95,16 @@ class AgentMetrics:
         Gauge("faillite_agent_info", "Constant 1, labelled with the node id", ["node_id"], registry=r).labels(
             node_id
         ).set(1)
+        self._models: dict[str, ModelMetrics] = {}
+
+    def model(self, name: str) -> ModelMetrics:
+        """The cached series of ``name`` (only ever called with repository model names)."""
+        series = self._models.get(name)
+        if series is None:
+            series = self._models[name] = ModelMetrics(
+                self.requests.labels(name), self.latency.labels(name), self.failures, name
+            )
+        return series
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

@@ -64,6 +64,7 @@ def create_app(config: AgentConfig) -> web.Application:
         intra_op_threads=config.intra_op_threads,
         infer_threads=config.infer_threads,
         mem_arena=config.mem_arena,
+        inline_budget_s=config.inline_budget_us / 1e6,
     )
     metrics = AgentMetrics(config.node_id, config.memory_bytes, lambda: store.used_bytes, store.ready_count)
     routes = AgentRoutes(config, store, metrics)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -44,6 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--intra-op-threads", type=int, default=1, help="ONNX Runtime threads per session")
     parser.add_argument("--infer-threads", type=int, default=4, help="threads running inference")
+    parser.add_argument(
+        "--inline-budget-us",
+        type=float,
+        default=150.0,
+        metavar="US",
+        help="run a model on the event loop when its measured run time is below this, instead of "
+        "handing it to an inference thread; 0 never does (default %(default)s)",
+    )
     parser.add_argument("--max-body", default="64MiB", help="largest request body (default %(default)s)")
     parser.add_argument("--mem-arena", action="store_true", help="enable ONNX Runtime's CPU memory arena")
     parser.add_argument("--controller", metavar="URL", help="join the cluster of this controller")
@@ -70,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             load=tuple(args.load),
             intra_op_threads=args.intra_op_threads,
             infer_threads=args.infer_threads,
+            inline_budget_us=args.inline_budget_us,
             max_body_bytes=parse_bytes(args.max_body),
             mem_arena=args.mem_arena,
             controller_url=args.controller,
@@ -85,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format=f"%(asctime)s %(levelname)s agent[{config.node_id}] %(message)s",
     )
+    from faillite import eventloop
     from faillite.agent.server import serve
 
-    return asyncio.run(serve(config))
+    return eventloop.run(serve(config))

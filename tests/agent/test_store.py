@@ -8,10 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faillite.agent.errors import BudgetExceeded, ModelLoadFailed, ModelNotFound, ModelNotReady
+from faillite.agent.errors import (
+    BudgetExceeded,
+    InvalidRequest,
+    ModelLoadFailed,
+    ModelNotFound,
+    ModelNotReady,
+)
+from faillite.agent.runcost import should_run_inline
 from faillite.agent.state import ReplicaState
 from faillite.agent.store import ModelStore
-from tests.agent.onnx_models import add_model, big_model, place
+from tests.agent.onnx_models import add_model, big_model, gather_model, place
 
 MiB = 1 << 20
 X = {"x": np.arange(8, dtype=np.float32).reshape(2, 4)}
@@ -138,3 +145,74 @@ async def test_unload_drains_requests_in_flight(store: ModelStore) -> None:
     store.release(pinned)
     assert await unloading is True
     assert states(store)["add"] is ReplicaState.UNLOADED
+
+
+class _NoPool:
+    """An executor that refuses work: proves a run did not leave the event loop."""
+
+    def submit(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("this run should have been inline, not handed to the pool")
+
+
+async def test_cheap_runs_go_inline_once_measured(store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    await store.load("add")
+    replica = store._replicas["add"]
+    assert replica.cost.predict(8) is None  # nothing measured yet: the pool
+    for _ in range(4):
+        (plus_one,) = await infer(store, "add")
+    assert replica.cost.runs == 4 and replica.cost.predict(8) is not None
+    assert replica.cost.predict(8) < store.inline_budget_s  # a 2x4 Add is far below the budget
+    monkeypatch.setattr(store, "_infer_pool", _NoPool())
+    (plus_one,) = await infer(store, "add")  # inline now: the refusing pool is never asked
+    assert plus_one.tolist() == [[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]
+    assert replica.cost.runs == 5
+    monkeypatch.undo()  # the fixture shuts the real pool down
+
+
+async def test_zero_budget_always_uses_the_pool(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ModelStore(repo, 64 * MiB, inline_budget_s=0.0)
+    try:
+        await store.load("add")
+        for _ in range(4):
+            await infer(store, "add")
+        monkeypatch.setattr(store, "_infer_pool", _NoPool())
+        with pytest.raises(AssertionError, match="should have been inline"):
+            await infer(store, "add")
+    finally:
+        monkeypatch.undo()
+        store.close()
+
+
+async def test_inline_runs_report_onnx_runtime_refusals_as_before(tmp_path: Path) -> None:
+    place(tmp_path, "gather", gather_model())
+    store = ModelStore(tmp_path, 64 * MiB)
+    try:
+        await store.load("gather")
+        good = {"indices": np.array([3, 0], dtype=np.int64)}
+        for _ in range(4):
+            replica = store.acquire("gather")
+            try:
+                (rows,) = await store.run(replica, good, ["rows"])
+            finally:
+                store.release(replica)
+        assert rows.tolist() == [[6.0, 7.0], [0.0, 1.0]]
+        assert should_run_inline(replica.cost.predict(1), store.inline_budget_s)
+        replica = store.acquire("gather")
+        try:
+            with pytest.raises(InvalidRequest, match="model 'gather' rejected the input:"):
+                await store.run(replica, {"indices": np.array([9], dtype=np.int64)}, ["rows"])
+        finally:
+            store.release(replica)
+        assert replica.inflight == 0
+    finally:
+        store.close()
+
+
+async def test_reload_measures_the_new_session_afresh(store: ModelStore) -> None:
+    await store.load("add")
+    for _ in range(3):
+        await infer(store, "add")
+    assert store._replicas["add"].cost.runs == 3
+    await store.unload("add")
+    await store.load("add")
+    assert store._replicas["add"].cost.runs == 0
