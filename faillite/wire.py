@@ -84,6 +84,9 @@ class Route(_Message):
     app: str
     state: str
     targets: tuple[RouteTarget, ...] = Field(description="first: where to send; the rest: warm fallbacks")
+    slo_ms: float | None = Field(
+        default=None, gt=0, description="the app's latency SLO: clients derive hedge delays and timeouts"
+    )
 
 
 class RouteTable(_Message):

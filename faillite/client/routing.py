@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from faillite.wire import RouteTable, RouteTarget
+from faillite.wire import Route, RouteTable, RouteTarget
 
 __all__ = [
     "Decision",
@@ -87,6 +87,7 @@ class RouteCache:
     # Each mark holds the time it expires; a newer table clears them all.
     _app_marks: dict[tuple[str, tuple[str, str, str, int]], float] = field(default_factory=dict)
     _node_marks: dict[tuple[str, int], float] = field(default_factory=dict)
+    _by_app: dict[str, Route] = field(default_factory=dict)  # the table's routes by app
 
     @property
     def version(self) -> int | None:
@@ -96,6 +97,7 @@ class RouteCache:
         if self.table is not None and table.version <= self.table.version:
             return Update.STALE
         self.table = table
+        self._by_app = {route.app: route for route in table.routes}
         self._app_marks.clear()
         self._node_marks.clear()
         return Update.APPLIED
@@ -104,17 +106,30 @@ class RouteCache:
         """Whether the table lists ``app``; None while no table has arrived yet."""
         if self.table is None:
             return None
-        return self.table.get(app) is not None
+        return app in self._by_app
+
+    def route(self, app: str) -> Route | None:
+        return self._by_app.get(app)
 
     def targets(self, app: str) -> tuple[RouteTarget, ...]:
-        route = None if self.table is None else self.table.get(app)
+        route = self._by_app.get(app)
         return () if route is None else route.targets
 
     def next_target(self, app: str, now: float) -> RouteTarget | None:
         """The first target of ``app`` not marked failed at ``now``; None when there is none."""
-        for target in self.targets(app):
-            if not self._marked(app, target, now):
-                return target
+        picked = self.pick(app, now)
+        return None if picked is None else picked[1]
+
+    def pick(self, app: str, now: float, after: int = -1) -> tuple[int, RouteTarget] | None:
+        """The first target of ``app`` ranked below ``after`` and not marked failed at ``now``, with
+        its rank; None when there is none. ``after=rank`` of the target a request went to gives the
+        fallback a hedge goes to."""
+        targets = self.targets(app)
+        if not self._app_marks and not self._node_marks:  # the common case: nothing failed
+            return (after + 1, targets[after + 1]) if after + 1 < len(targets) else None
+        for rank in range(after + 1, len(targets)):
+            if not self._marked(app, targets[rank], now):
+                return rank, targets[rank]
         return None
 
     def demoted(self, app: str, target: RouteTarget, rank: int) -> bool:
@@ -128,9 +143,11 @@ class RouteCache:
 
     def rank(self, app: str, target: RouteTarget) -> int | None:
         """The position of ``target`` in ``app``'s route (None: not listed)."""
-        keys = [endpoint_key(t) for t in self.targets(app)]
         key = endpoint_key(target)
-        return keys.index(key) if key in keys else None
+        for rank, listed in enumerate(self.targets(app)):
+            if listed is target or endpoint_key(listed) == key:
+                return rank
+        return None
 
     def record(self, app: str, target: RouteTarget, outcome: int | Failure, now: float) -> Decision:
         """Classify an attempt's outcome and mark the target when it should be skipped."""
@@ -149,6 +166,12 @@ class RouteCache:
         """
         times = [until for target in self.targets(app) if (until := self._marked_until(app, target, now))]
         return min(times, default=None)
+
+    def is_marked(self, app: str, target: RouteTarget, now: float) -> bool:
+        """Whether ``target`` failed for ``app`` (or its node failed) and is skipped at ``now``."""
+        if not self._app_marks and not self._node_marks:
+            return False
+        return self._marked(app, target, now)
 
     def _marked(self, app: str, target: RouteTarget, now: float) -> bool:
         return self._marked_until(app, target, now) is not None

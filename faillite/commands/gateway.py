@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve apps by name over the Open Inference Protocol, with failover",
         description="Serve POST /v2/models/{app}/infer (and metadata, readiness) for every app in the "
         "route table, forwarding each request to the replica serving the app now and failing over to "
-        "its warm fallbacks on a connection error, a timeout, 503 or a stale epoch.",
+        "its warm fallbacks on a connection error, a timeout, 503 or a stale epoch; a request the "
+        "primary is slow to answer is hedged to the first warm fallback. GET /metrics for Prometheus.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--controller", metavar="URL", help="the controller to take routes from")
@@ -46,9 +47,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--request-timeout",
         type=float,
-        default=0.5,
+        default=None,
         metavar="S",
-        help="seconds one attempt at a replica may take before it is suspected (default %(default)s)",
+        help="seconds one attempt at a replica may take before it is suspected (default: 10 x the "
+        "app's SLO from the route table, 0.5 s for a route without one)",
+    )
+    parser.add_argument(
+        "--no-hedging",
+        dest="hedging",
+        action="store_false",
+        help="do not send a slow request to the app's warm fallback too (hedging is on by default: "
+        "after an adaptive delay within half the app's SLO, at most 5 %% extra requests per app)",
     )
     parser.add_argument(
         "--deadline",
@@ -66,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     from faillite.wire import RouteTable
 
-    if args.request_timeout <= 0 or args.deadline <= 0:
+    if (args.request_timeout is not None and args.request_timeout <= 0) or args.deadline <= 0:
         raise CliError("--request-timeout and --deadline must be positive")
     table = None
     if args.routes is not None:
@@ -87,12 +96,16 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace, table: RouteTable | None) -> int:
     # Imported here: `faillite --help` need not load aiohttp.
-    from faillite.client.failover import Client
+    from faillite.client.failover import Client, HedgeConfig
     from faillite.gateway.server import serve
 
-    timeouts = {"request_timeout": args.request_timeout, "deadline": args.deadline}
+    options = {
+        "request_timeout": args.request_timeout,
+        "deadline": args.deadline,
+        "hedging": HedgeConfig() if args.hedging else None,
+    }
     if table is not None:
-        client = Client.from_table(table, **timeouts)
+        client = Client.from_table(table, **options)
     else:
-        client = Client(args.controller, token=args.token or None, **timeouts)
+        client = Client(args.controller, token=args.token or None, **options)
     return await serve(client, args.host, args.port)

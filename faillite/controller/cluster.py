@@ -148,7 +148,13 @@ class ClusterState:
                 target = self._target(app, backup, "backup")
                 if target is not None:
                     targets.append(target)
-        return Route(app=app, state=serving.state.value, targets=tuple(targets))
+        spec = self.apps.get(app)
+        return Route(
+            app=app,
+            state=serving.state.value,
+            targets=tuple(targets),
+            slo_ms=None if spec is None else spec.slo_ms,
+        )
 
     def _target(self, app: str, replica: Replica, role: str) -> RouteTarget | None:
         node = self.nodes.get(replica.node)

@@ -2,8 +2,10 @@
 
 A stock OIP client (tritonclient, KServe's) asks for model ``cam``; the gateway forwards the
 request body verbatim to the target now serving app ``cam`` (``target.url/v2/models/
-{target.model}/infer``), failing over exactly as ``faillite.client.Client`` does. Response
-headers ``Faillite-Node`` and ``Faillite-Model`` say which replica answered.
+{target.model}/infer``), failing over and hedging exactly as ``faillite.client.Client`` does
+(attempt timeouts from each app's SLO in the route table). Response headers ``Faillite-Node``
+and ``Faillite-Model`` say which replica answered. ``GET /metrics``: requests and latency per
+app, and the client's hedge counters (``faillite.gateway.metrics``).
 
 Errors leave as OIP error bodies ``{"error": "..."}``, mapped in one place (``_errors``):
 unknown app 404, no target within the deadline 503, an agent's refusal passed through as is.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +24,7 @@ from aiohttp import web
 
 from faillite import __version__
 from faillite.client.failover import Client, ControllerError, RawResponse, Unavailable, UnknownApp
+from faillite.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from faillite.httpserve import ListenError, listening, stop_on_signals
 
 __all__ = ["CLIENT_KEY", "READY_MESSAGE", "create_app", "serve"]
@@ -74,8 +78,9 @@ def _answer(response: RawResponse, body: bytes | None = None) -> web.Response:
 
 
 class GatewayRoutes:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, metrics: GatewayMetrics) -> None:
         self.client = client
+        self.metrics = metrics
 
     def register(self, router: web.UrlDispatcher) -> None:
         router.add_get("/v2/health/live", self.live)
@@ -84,6 +89,10 @@ class GatewayRoutes:
         router.add_get("/v2/models/{app}", self.model_metadata)
         router.add_get("/v2/models/{app}/ready", self.model_ready)
         router.add_post("/v2/models/{app}/infer", self.infer)
+        router.add_get("/metrics", self.prometheus)
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def live(self, request: web.Request) -> web.Response:
         return web.json_response({"live": True})
@@ -126,14 +135,22 @@ class GatewayRoutes:
         return _answer(response, json.dumps(metadata).encode())
 
     async def infer(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        app = request.match_info["app"]
         body = await request.read()
         headers: Mapping[str, str] = {k: request.headers[k] for k in _FORWARDED if k in request.headers}
-        return _answer(await self.client.infer_raw(request.match_info["app"], body, headers))
+        try:
+            response = await self.client.infer_raw(app, body, headers)
+        except Unavailable:
+            self.metrics.observe(app, 503, time.perf_counter() - started)
+            raise
+        self.metrics.observe(app, response.status, time.perf_counter() - started)
+        return _answer(response)
 
 
 def create_app(client: Client, *, max_body_bytes: int = 64 * 1024 * 1024) -> web.Application:
     app = web.Application(client_max_size=max_body_bytes, middlewares=[_errors])
-    GatewayRoutes(client).register(app.router)
+    GatewayRoutes(client, GatewayMetrics(client)).register(app.router)
     app[CLIENT_KEY] = client
     return app
 

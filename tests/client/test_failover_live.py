@@ -215,8 +215,11 @@ async def test_only_a_table_that_demotes_the_target_abandons_a_request_in_flight
 ) -> None:
     other = targets(shared, "cold-b")[0]
     hung = RouteTarget(node="solo", url=solo.url, model=SOLO_MODEL, epoch=1)
-    # Timeouts far above the test's run time: only a table can end an attempt on the stopped agent.
-    async with Client.from_table(table(1, cam=(hung, other)), request_timeout=60, deadline=120) as client:
+    # Timeouts far above the test's run time and no hedging: only a table can end an attempt on the
+    # stopped agent.
+    async with Client.from_table(
+        table(1, cam=(hung, other)), request_timeout=60, deadline=120, hedging=None
+    ) as client:
         assert (await client.infer_detailed("cam", X)).target == hung
         solo.signal(signal.SIGSTOP)
         kept = asyncio.create_task(client.infer_detailed("cam", X))
@@ -280,8 +283,9 @@ async def test_a_timeout_is_reported_and_the_pushed_table_frees_requests_hung_on
     not_loaded = backup.model_copy(update={"model": SOLO_MODEL})
     next_epoch = backup.model_copy(update={"epoch": backup.epoch + 1})
     async with (
-        Client(cluster.controller_url, request_timeout=0.3, failure_cooldown=60) as reporter,
-        Client(cluster.controller_url, request_timeout=20, deadline=15) as patient,
+        # No hedging: this is about the timeout path (hedging is tested below).
+        Client(cluster.controller_url, request_timeout=0.3, failure_cooldown=60, hedging=None) as reporter,
+        Client(cluster.controller_url, request_timeout=20, deadline=15, hedging=None) as patient,
     ):
         assert reporter.apply(table(version + 1000, **{"warm-a": (not_loaded, next_epoch, primary, backup)}))
         cluster.kill_node(primary.node, signal.SIGSTOP)
@@ -329,3 +333,51 @@ async def test_controller_down_at_start_then_up_then_down_again(cluster: LocalCl
         await until(lambda: client.knows("cold-b") is False, 10, "the table without cold-b")
         with pytest.raises(UnknownApp):
             await client.infer("cold-b", X)
+
+
+# -- hedged requests ----------------------------------------------------------------------------
+
+
+async def test_a_stopped_primary_is_hedged_to_the_warm_backup_and_reported(cluster: LocalCluster) -> None:
+    primary, backup = targets(cluster, "warm-a")
+    # An attempt timeout far above the test's run time: only a hedge can answer in time.
+    async with Client(cluster.controller_url, request_timeout=60, deadline=120) as client:
+        for _ in range(20):  # some history for the adaptive delay
+            assert (await client.infer_detailed("warm-a", X)).target == primary
+        cluster.kill_node(primary.node, signal.SIGSTOP)
+        hedged = await client.infer_detailed("warm-a", X)
+        stats = client.stats["warm-a"]
+        assert (stats.requests, stats.hedges_sent, stats.hedges_won) == (21, 1, 1)
+        # The primary stays silent through its grace: its node is suspected and reported.
+        await until_polled(lambda: bool(suspicions(cluster)), 10, "the controller to receive the suspicion")
+        assert stats.suspected == 1
+        after = await client.infer_detailed("warm-a", X)
+    assert (hedged.target, hedged.attempts) == (backup, 2)
+    assert after.target.node == backup.node and after.attempts == 1  # straight to the backup
+    ((node, reason),) = suspicions(cluster)
+    assert node == primary.node and reason.startswith("suspect: ") and "a hedge answered" in reason
+
+
+async def test_the_hedge_budget_holds_under_a_sustained_slowdown(
+    shared: LocalCluster, solo: AgentProcess
+) -> None:
+    fallback = targets(shared, "cold-b")[0]
+    slow = RouteTarget(node="solo", url=solo.url, model=SOLO_MODEL, epoch=1)
+    route = RouteTable(
+        version=1, routes=(Route(app="cam", state="primary", targets=(slow, fallback), slo_ms=4),)
+    )
+    requests = 40
+    # Every request starts at the stopped primary (its marks expire at once) and wants a hedge
+    # after 2 ms (half the SLO); the budget allows 3 + 5 % of them (and 0.3 a second).
+    async with Client.from_table(route, request_timeout=0.05, failure_cooldown=0.001, deadline=10) as client:
+        solo.signal(signal.SIGSTOP)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        answers = [await client.infer_detailed("cam", X) for _ in range(requests)]
+        elapsed = loop.time() - started
+        stats = client.stats["cam"]
+    assert {a.target.node for a in answers} == {fallback.node}
+    assert stats.requests == requests
+    assert stats.hedges_refused >= 1  # the budget did refuse
+    assert stats.hedges_sent <= 3 + 0.05 * requests + 3 * elapsed / 10
+    assert stats.hedges_won == stats.hedges_sent

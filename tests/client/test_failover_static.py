@@ -122,7 +122,7 @@ async def test_a_hung_primary_fails_over_after_the_request_timeout(
     agent_a: AgentProcess, agent_b: AgentProcess
 ) -> None:
     async with Client.from_table(
-        routes(agent_a, agent_b), request_timeout=0.3, failure_cooldown=60
+        routes(agent_a, agent_b), request_timeout=0.3, failure_cooldown=60, hedging=None
     ) as client:
         assert (await client.infer_detailed("digits", {digits.INPUT_NAME: X[:8]})).target.node == "a"
         agent_a.signal(signal.SIGSTOP)
@@ -134,6 +134,28 @@ async def test_a_hung_primary_fails_over_after_the_request_timeout(
     assert all((r.target.node, r.attempts) == ("b", 1) for r in rest)  # a stays marked: no more waits
     predictions = np.concatenate([r.outputs[digits.OUTPUT_NAME] for r in (first, *rest)]).argmax(axis=1)
     assert np.mean(predictions == Y[:64]) > 0.8  # b's answers are real inferences
+
+
+async def test_a_hung_primary_is_hedged_to_the_fallback_then_marked_and_skipped(
+    agent_a: AgentProcess, agent_b: AgentProcess
+) -> None:
+    # A request timeout far above the test's run time: only a hedge can answer while a is stopped.
+    async with Client.from_table(
+        routes(agent_a, agent_b), request_timeout=60, deadline=120, failure_cooldown=60
+    ) as client:
+        assert (await client.infer_detailed("digits", {digits.INPUT_NAME: X[:8]})).target.node == "a"
+        agent_a.signal(signal.SIGSTOP)
+        hedged = await client.infer_detailed("digits", {digits.INPUT_NAME: X[:8]})
+        stats = client.stats["digits"]
+        assert (stats.hedges_sent, stats.hedges_won) == (1, 1)
+        # a never answers within its grace: its node is marked, so requests stop hedging.
+        await until(lambda: client.current_target("digits").node == "b", "a to be marked")
+        after = await client.infer_detailed("digits", {digits.INPUT_NAME: X[8:16]})
+        stats = client.stats["digits"]
+    assert (hedged.target.node, hedged.attempts) == ("b", 2)
+    assert (after.target.node, after.attempts) == ("b", 1)
+    assert (stats.requests, stats.hedges_sent, stats.hedges_won, stats.suspected) == (3, 1, 1, 1)
+    assert client.total_stats() == stats
 
 
 async def test_a_wrong_shape_is_refused_by_the_primary_not_failed_over(

@@ -234,3 +234,33 @@ def test_rank_of_an_unlisted_target_is_none() -> None:
 def test_endpoint_key_ignores_role_and_accuracy() -> None:
     assert endpoint_key(A) == endpoint_key(A.model_copy(update={"role": "stone", "accuracy": 0.9}))
     assert endpoint_key(A) != endpoint_key(A.model_copy(update={"url": "http://a2"}))
+
+
+# -- picking a target and a hedge's fallback ----------------------------------------------------
+
+
+def test_pick_gives_the_rank_and_the_fallback_after_a_rank() -> None:
+    routes = cache(A, B, C)
+    assert routes.pick("cam", 0.0) == (0, A)
+    assert routes.pick("cam", 0.0, after=0) == (1, B)  # where a hedge of a request to A goes
+    assert routes.pick("cam", 0.0, after=2) is None
+    assert routes.pick("mic", 0.0) is None
+    assert routes.route("cam") is not None and routes.route("mic") is None
+
+
+def test_pick_skips_marked_targets_and_is_marked_says_so() -> None:
+    routes = cache(A, B, C)
+    routes.record("cam", B, Failure.CONNECTION, now=0.0)
+    assert routes.is_marked("cam", B, 0.5) and not routes.is_marked("cam", A, 0.5)
+    assert routes.pick("cam", 0.5, after=0) == (2, C)  # the hedge skips the marked B
+    assert not routes.is_marked("cam", B, 1.0)  # the mark expired
+    assert routes.pick("cam", 1.0, after=0) == (1, B)
+
+
+def test_routes_carry_the_apps_slo() -> None:
+    routes = RouteCache()
+    routes.update(RouteTable(version=1, routes=(Route(app="cam", state="serving", targets=(A,), slo_ms=20),)))
+    route = routes.route("cam")
+    assert route is not None and route.slo_ms == 20
+    with pytest.raises(ValueError):
+        Route(app="cam", state="serving", targets=(A,), slo_ms=0)

@@ -53,18 +53,31 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         agents["b"] = start_agent(repo, tmp, node_id="b", memory="64MiB", extra=["--load", FALLBACK])
         # "ha" has its own primary (v), which one test kills; "digits" stays up for the others.
         agents["v"] = start_agent(repo, tmp, node_id="v", memory="64MiB", extra=["--load", PRIMARY])
+        # "h" is stopped by one test; two routes name it as two nodes, so a mark on one (marks are
+        # per node) does not change the other's route.
+        agents["h"] = start_agent(repo, tmp, node_id="h", memory="64MiB", extra=["--load", PRIMARY])
         fallback = _target(agents["b"], FALLBACK, "backup")
+        hung = _target(agents["h"], PRIMARY)
         routes = RouteTable(
             version=1,
             routes=(
                 Route(app="digits", state="serving", targets=(_target(agents["a"], PRIMARY), fallback)),
                 Route(app="ha", state="serving", targets=(_target(agents["v"], PRIMARY), fallback)),
                 Route(app="cold", state="recovering", targets=()),
+                Route(
+                    app="hung", state="serving", targets=(hung.model_copy(update={"node": "h1"}),), slo_ms=30
+                ),
+                Route(
+                    app="hedged",
+                    state="serving",
+                    targets=(hung.model_copy(update={"node": "h2"}), fallback),
+                    slo_ms=30,
+                ),
             ),
         )
         (tmp / "routes.json").write_text(routes.model_dump_json())
         argv = [sys.executable, "-m", "faillite", "gateway", "--routes", str(tmp / "routes.json")]
-        argv += ["--port", "0", "--request-timeout", "2", "--deadline", "0.5"]
+        argv += ["--port", "0", "--deadline", "0.5"]  # attempt timeouts: from the SLOs
         gateway = ManagedProcess(argv, tmp / "gateway.log")
         gateway.start()
         url = gateway.wait_for(READY, timeout=60).group("url")
@@ -75,6 +88,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         if gateway is not None:
             gateway.stop()
         for agent in agents.values():
+            agent.signal(signal.SIGCONT)  # a test may leave it stopped
             agent.stop()
 
 
@@ -186,3 +200,38 @@ def test_bad_routes_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.Capt
     assert main(["gateway", "--routes", str(bad), "--port", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("faillite gateway: error: --routes") and "version" in err and "\n" not in err
+
+
+def _metric(text: str, name: str, **labels: str) -> float | None:
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    match = re.search(rf"^{name}{{{wanted}}} (\S+)$", text, re.M)
+    return None if match is None else float(match.group(1))
+
+
+def test_a_stopped_primary_is_hedged_and_timeouts_come_from_the_slo(cluster: Cluster) -> None:
+    body = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.0] * 64}]}
+    metrics = http_request("GET", f"{cluster.url}/metrics")
+    assert metrics.status == 200
+    text = metrics.body.decode()
+    # 10 x the 30 ms SLO; 0.5 s for routes without an SLO. No history yet: hedge at half the SLO.
+    assert _metric(text, "faillite_gateway_attempt_timeout_seconds", app="hung") == pytest.approx(0.3)
+    assert _metric(text, "faillite_gateway_attempt_timeout_seconds", app="digits") == pytest.approx(0.5)
+    assert _metric(text, "faillite_gateway_hedge_delay_seconds", app="hedged") == pytest.approx(0.015)
+    cluster.agents["h"].signal(signal.SIGSTOP)
+    try:
+        hedged = http_request("POST", f"{cluster.url}/v2/models/hedged/infer", body=body)
+        # No fallback: the attempt times out after 0.3 s (the SLO's), within the 0.5 s deadline.
+        hung = http_request("POST", f"{cluster.url}/v2/models/hung/infer", body=body)
+    finally:
+        cluster.agents["h"].signal(signal.SIGCONT)
+    assert (hedged.status, hedged.headers["faillite-node"]) == (200, "b")
+    assert hung.status == 503
+    assert "no answer within 0.3 s" in hung.json()["error"], hung.json()
+    text = http_request("GET", f"{cluster.url}/metrics").body.decode()
+    assert _metric(text, "faillite_gateway_hedges_sent_total", app="hedged") == 1
+    assert _metric(text, "faillite_gateway_hedges_won_total", app="hedged") == 1
+    assert _metric(text, "faillite_gateway_hedges_refused_total", app="hedged") == 0
+    assert _metric(text, "faillite_gateway_hedges_sent_total", app="hung") == 0  # nothing to hedge to
+    assert _metric(text, "faillite_gateway_requests_total", app="hedged", code="200") == 1
+    assert _metric(text, "faillite_gateway_requests_total", app="hung", code="503") == 1
+    assert _metric(text, "faillite_gateway_request_seconds_count", app="hedged") == 1
