@@ -19,7 +19,6 @@ import orjson
 from aiohttp import web
 
 from faillite import __version__
-from faillite.agent.codec import decode_request, encode_response
 from faillite.agent.config import AgentConfig
 from faillite.agent.errors import (
     AgentError,
@@ -133,12 +132,12 @@ class AgentRoutes:
     # -- inference ------------------------------------------------------------------------
 
     async def infer(self, request: web.Request) -> web.Response:
-        # The hot path: one dict lookup per step, metric series cached per model, the run
-        # inline when the model is measured cheaper than a thread hop (see agent.runcost).
+        # The hot path: metric series cached per model, repeated binary headers decoded from a
+        # plan (agent.plans), the run inline when measured cheaper than a thread hop (agent.runcost).
         match = request.match_info
         name = match["model"]
         if self.link is not None:  # fencing: a paused node or a stale route gets no answer
-            self.link.admit(request.headers.get(EPOCH_HEADER))
+            await self.link.admit(request.headers.get(EPOCH_HEADER))
         try:
             replica = self.store.acquire(name, match.get("version"))
         except AgentError as exc:
@@ -152,15 +151,10 @@ class AgentRoutes:
         started = time.perf_counter()
         try:
             body = await request.read()
-            decoded = decode_request(body, _header_length(request), replica.inputs, replica.outputs)
+            codec = replica.codec  # repeated binary headers skip parsing (see agent.plans)
+            decoded, plan = codec.decode(body, _header_length(request))
             arrays = await self.store.run(replica, decoded.inputs, [o.name for o in decoded.outputs])
-            specs = {spec.name: spec for spec in replica.outputs}
-            payload, json_length = encode_response(
-                name,
-                str(replica.version),
-                decoded.id,
-                [(specs[o.name], array, o.binary) for o, array in zip(decoded.outputs, arrays, strict=True)],
-            )
+            payload, json_length = codec.encode(name, str(replica.version), decoded, plan, arrays)
         except BaseException as exc:
             series.failed(exc.status if isinstance(exc, AgentError | web.HTTPException) else 500)
             raise

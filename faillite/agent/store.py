@@ -44,6 +44,7 @@ from faillite.agent.errors import (
     ModelNotFound,
     ModelNotReady,
 )
+from faillite.agent.plans import ReplicaCodec
 from faillite.agent.runcost import DEFAULT_INLINE_BUDGET_S, RunCost, should_run_inline
 from faillite.agent.state import ReplicaState, check_transition
 from faillite.units import format_bytes
@@ -93,6 +94,7 @@ class Replica:
     inflight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     cost: RunCost = field(default_factory=RunCost)  # measured run time: inline or pool
+    codec: ReplicaCodec = field(default_factory=lambda: ReplicaCodec((), ()))  # for its signature
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,7 @@ class ModelStore:
             replica.version = plan.version
             replica.session, replica.inputs, replica.outputs = opened.session, opened.inputs, opened.outputs
             replica.cost = RunCost()  # a new session: its cost is measured afresh
+            replica.codec = ReplicaCodec(opened.inputs, opened.outputs)
             replica.footprint = footprint
             self._set_state(replica, ReplicaState.READY, "")
             log.info(
