@@ -12,6 +12,7 @@ __all__ = ["register"]
 
 _BENCHMARKS = [
     "faillite.bench.agent_overhead",
+    "faillite.bench.cluster",
     "faillite.bench.failover",
     "faillite.bench.planner",
 ]

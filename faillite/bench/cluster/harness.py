@@ -1,0 +1,279 @@
+"""What the cluster benchmarks share: their cluster, which code it runs, progress, and meters.
+
+The cluster is ``faillite up``'s (``faillite.launch.cluster.LocalCluster``): a controller, N
+agents and a gateway on loopback, apps deployed (all digits, critical, so the planner gives each a
+warm backup; primaries pinned round-robin). Controller settings are the defaults unless a
+benchmark says otherwise.
+
+``code_path(dir)``, a benchmarking aid: the cluster's processes import faillite from ``dir``
+(PYTHONPATH) instead of this checkout, so one benchmark run can measure an older tree's cluster
+beside the current one. Python reads PYTHONPATH only at start-up, so setting it here changes only
+the processes started while it is set, never the benchmark process itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+import faillite
+from faillite.bench.cluster.cpu import (
+    BoxSample,
+    ProcSample,
+    box_utilisation,
+    cpu_share,
+    loadavg,
+    sample_box,
+    sample_process,
+)
+from faillite.launch.cluster import LocalCluster
+from faillite.launch.config import ClusterConfig
+from faillite.launch.http import http_json
+from faillite.zoo import digits
+
+__all__ = [
+    "BoxMeter",
+    "EventWatch",
+    "ProcessMeter",
+    "Progress",
+    "bench_config",
+    "cluster_processes",
+    "code_path",
+    "current_code",
+    "digit_inputs",
+    "restored",
+    "running_cluster",
+    "until",
+]
+
+log = logging.getLogger("faillite.bench")
+
+
+def current_code() -> Path:
+    """The directory this faillite was imported from (the parent of the package)."""
+    return Path(faillite.__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def code_path(directory: Path | None) -> Iterator[Path]:
+    """Processes started inside import faillite from ``directory`` (default: this checkout)."""
+    target = (directory or current_code()).resolve()
+    if not (target / "faillite" / "__init__.py").is_file():
+        raise ValueError(f"{target}: no faillite package there")
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(target)
+    try:
+        yield target
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def bench_config(
+    nodes: int = 4,
+    apps: int = 8,
+    *,
+    gateway: bool = True,
+    controller: dict[str, Any] | None = None,
+    memory: str = "12MiB",
+) -> ClusterConfig:
+    """``nodes`` nodes, ``apps`` critical digits apps pinned round-robin (warm backups for all)."""
+    doc: dict[str, Any] = {
+        "nodes": [{"id": f"edge-{i + 1}", "memory": memory, "cores": 1} for i in range(nodes)],
+        "apps": [
+            {
+                "name": f"digits-{i + 1}",
+                "family": "digits",
+                "slo_ms": 20,
+                "critical": True,
+                "weight": 2,
+                "node": f"edge-{i % nodes + 1}",
+            }
+            for i in range(apps)
+        ],
+        "gateway": gateway,
+    }
+    if controller:
+        doc["controller"] = controller
+    return ClusterConfig.model_validate(doc)
+
+
+@contextlib.contextmanager
+def running_cluster(
+    config: ClusterConfig, workdir: Path, code: Path | None, say: Callable[[str], None]
+) -> Iterator[LocalCluster]:
+    """A started cluster running ``code``'s faillite; every process ended on leaving, however."""
+    with code_path(code) as where:
+        say(f"starting {len(config.nodes)} nodes, {len(config.apps)} apps (code: {where})")
+        cluster = LocalCluster(config, workdir, say=lambda m: say(m.strip()))
+        try:
+            cluster.start(timeout=180)
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+def digit_inputs(cluster: LocalCluster) -> dict[str, dict[str, np.ndarray]]:
+    x, _ = digits.heldout_split()
+    return {a.name: {digits.INPUT_NAME: x[:1]} for a in cluster.config.apps}
+
+
+def restored(cluster: LocalCluster) -> bool:
+    """Deployed as planned (every app on its primary, every warm backup loaded) and no node holds
+    a leftover of the last failover."""
+    if not cluster.deployed():
+        return False
+    wanted: dict[str, set[str]] = {}
+    for a in cluster.apps():
+        wanted.setdefault(a["node"], set()).add(a["variant"])
+        b = a["backup"]
+        if b is not None and b["mode"] == "warm":
+            wanted.setdefault(b["node"], set()).add(b["variant"])
+    return all(
+        set(n["loaded"]) <= wanted.get(n["id"], set()) for n in cluster.nodes() if n["state"] == "alive"
+    )
+
+
+async def until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    """Poll ``condition`` (run in a thread: it may do blocking HTTP) until true or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(condition):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True
+
+
+class Progress:
+    """Progress lines on stderr, stamped with the seconds since the benchmark started."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        if self.enabled and message:
+            sys.stderr.write(f"[{time.monotonic() - self.started:6.1f} s] {message}\n")
+            sys.stderr.flush()
+
+
+@dataclass
+class BoxMeter:
+    """The box's CPU utilisation and load average over a window: ``start()`` ... ``stop()``."""
+
+    _first: BoxSample | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> BoxMeter:
+        self._first = sample_box()
+        self.result = {}
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        if self._first is None:
+            raise RuntimeError("BoxMeter.stop() before start()")
+        last = sample_box()
+        self.result = {
+            "cpu_percent": box_utilisation(self._first, last)["percent"],
+            "cores_busy": box_utilisation(self._first, last)["cores_busy"],
+            "cores": last.cores,
+            "loadavg": loadavg(),
+        }
+        return self.result
+
+
+def cluster_processes(cluster: LocalCluster) -> list[tuple[str, int]]:
+    """(name, pid) of the cluster's processes, and of this benchmark process ("bench")."""
+    found = []
+    if cluster.controller is not None:
+        found.append(("controller", cluster.controller.pid))
+    found.extend((f"agent {node}", agent.pid) for node, agent in cluster.agents.items())
+    if cluster.gateway is not None:
+        found.append(("gateway", cluster.gateway.pid))
+    return found
+
+
+class ProcessMeter:
+    """Each process's CPU share (% of one core) over a window: ``start()`` ... ``stop()``."""
+
+    def __init__(self, processes: list[tuple[str, int]]) -> None:
+        self.processes = processes
+        self._first: dict[int, ProcSample] = {}
+
+    def start(self) -> ProcessMeter:
+        self._first = {}
+        for _, pid in self.processes:
+            with contextlib.suppress(OSError):
+                self._first[pid] = sample_process(pid, time.monotonic())
+        return self
+
+    def stop(self) -> dict[str, float]:
+        shares = {}
+        for name, pid in self.processes:
+            try:
+                last = sample_process(pid, time.monotonic())
+            except OSError:  # exited during the window
+                continue
+            if pid in self._first:
+                shares[name] = round(cpu_share(self._first[pid], last), 2)
+        return shares
+
+
+class EventWatch:
+    """The controller's event stream (``/v1/events/watch``), each event stamped with
+    ``time.monotonic()`` when it reached this process. Reconnects (from the last id seen)."""
+
+    def __init__(self, session: aiohttp.ClientSession, controller_url: str, since: int = 0) -> None:
+        self.session = session
+        self.url = controller_url.rstrip("/")
+        self.since = since
+        self.events: list[tuple[float, dict[str, Any]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_now(cls, session: aiohttp.ClientSession, cluster: LocalCluster) -> EventWatch:
+        status = http_json("GET", f"{cluster.controller_url}/v1/status")[1]
+        return cls(session, cluster.controller_url, int(status.get("last_event_id") or 0))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def of_kind(self, kind: str, after: float = 0.0) -> list[tuple[float, dict[str, Any]]]:
+        return [(t, e) for t, e in self.events if e.get("kind") == kind and t >= after]
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self.session.ws_connect(
+                    f"{self.url}/v1/events/watch?since={self.since}", heartbeat=5.0
+                ) as ws:
+                    async for message in ws:
+                        if message.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        event = json.loads(message.data)
+                        self.events.append((time.monotonic(), event))
+                        self.since = max(self.since, int(event.get("id", 0)))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the controller is up for the whole benchmark; log and retry
+                log.warning("event watch: %s; reconnecting", exc)
+            await asyncio.sleep(0.2)

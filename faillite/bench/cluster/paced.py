@@ -1,0 +1,155 @@
+"""Open-loop paced load: each app sends one request every ``period`` seconds, on schedule.
+
+A request is sent when the schedule says, whether or not the app's previous ones answered (an
+open loop: a slow or hung node does not slow the offered load down, as it would a closed loop).
+Apps are staggered evenly across the period. Each request is recorded as a ``Sent`` with
+``time.monotonic()`` stamps; ``due`` is when the schedule wanted it sent, so the benchmark's
+own lag (``start - due``) is visible. ``max_in_flight`` per app is admission control: a request
+due while the app already has that many in flight is not sent but counted in ``skipped`` (a hung
+node, or a box that cannot keep up, would otherwise pile up requests until everything times out,
+and the load would never let the cluster recover).
+
+Two senders: through ``faillite.client.Client`` (in this process), or through the gateway
+(HTTP, the node that answered read from its ``Faillite-Node`` header).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+import aiohttp
+import numpy as np
+
+from faillite.bench.cluster.mttr import Sent
+from faillite.client.failover import Client
+from faillite.client.oip import encode_infer_request
+
+__all__ = ["PacedLoad", "Sender", "client_sender", "gateway_sender"]
+
+log = logging.getLogger("faillite.bench")
+
+#: sends one request for an app; returns the node that answered, raises on failure
+Sender = Callable[[str], Awaitable[str | None]]
+
+
+def client_sender(client: Client, inputs: Mapping[str, Mapping[str, np.ndarray]], deadline: float) -> Sender:
+    async def send(app: str) -> str | None:
+        result = await client.infer_detailed(app, inputs[app], deadline=deadline)
+        return result.target.node
+
+    return send
+
+
+def gateway_sender(
+    session: aiohttp.ClientSession,
+    gateway_url: str,
+    inputs: Mapping[str, Mapping[str, np.ndarray]],
+    deadline: float,
+) -> Sender:
+    bodies = {app: encode_infer_request(feeds, None, binary=True) for app, feeds in inputs.items()}
+    timeout = aiohttp.ClientTimeout(total=deadline)
+    base = gateway_url.rstrip("/")
+
+    async def send(app: str) -> str | None:
+        body, headers = bodies[app]
+        async with session.post(
+            f"{base}/v2/models/{app}/infer", data=body, headers=headers, timeout=timeout
+        ) as response:
+            data = await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}: {data[:200]!r}")
+            return response.headers.get("Faillite-Node")
+
+    return send
+
+
+class PacedLoad:
+    def __init__(self, send: Sender, apps: list[str], period_s: float, *, max_in_flight: int = 16) -> None:
+        if period_s <= 0:
+            raise ValueError("period must be positive")
+        self.send = send
+        self.apps = apps
+        self.period_s = period_s
+        self.max_in_flight = max_in_flight
+        self.records: list[Sent] = []
+        self.skipped = 0
+        self._in_flight: dict[str, dict[int, tuple[float, float]]] = {app: {} for app in apps}
+        self._pacers: list[asyncio.Task[None]] = []
+        self._requests: set[asyncio.Task[None]] = set()
+        self._stopped = False
+        self._seq = 0
+
+    def start(self) -> None:
+        t0 = time.monotonic() + 0.01
+        step = self.period_s / max(1, len(self.apps))
+        self._pacers = [
+            asyncio.create_task(self._pace(app, t0 + i * step)) for i, app in enumerate(self.apps)
+        ]
+
+    async def stop(self, drain_s: float = 1.0) -> None:
+        """Stop sending; wait up to ``drain_s`` for requests in flight, record the rest unanswered."""
+        self._stopped = True
+        for task in self._pacers:
+            task.cancel()
+        await asyncio.gather(*self._pacers, return_exceptions=True)
+        if self._requests:
+            await asyncio.wait(set(self._requests), timeout=drain_s)
+        for task in list(self._requests):
+            task.cancel()
+        await asyncio.gather(*self._requests, return_exceptions=True)
+        for app, flying in self._in_flight.items():
+            for due, start in flying.values():
+                self.records.append(
+                    Sent(app, due, start, None, False, error="unanswered when the load stopped")
+                )
+            flying.clear()
+
+    def in_flight(self, app: str) -> int:
+        return len(self._in_flight[app])
+
+    def oldest_in_flight(self, app: str) -> float | None:
+        """When the app's oldest request still in flight was sent (None: none in flight)."""
+        return min((start for _, start in self._in_flight[app].values()), default=None)
+
+    def unanswered(self) -> list[Sent]:
+        """The requests in flight now, as records with no end."""
+        return [
+            Sent(app, due, start, None, False, error="unanswered")
+            for app, flying in self._in_flight.items()
+            for due, start in flying.values()
+        ]
+
+    async def _pace(self, app: str, first: float) -> None:
+        due = first
+        while not self._stopped:
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if len(self._in_flight[app]) >= self.max_in_flight:
+                self.skipped += 1
+            else:
+                task = asyncio.create_task(self._one(app, due))
+                self._requests.add(task)
+                task.add_done_callback(self._requests.discard)
+            due += self.period_s
+
+    async def _one(self, app: str, due: float) -> None:
+        self._seq += 1
+        key = self._seq
+        start = time.monotonic()
+        self._in_flight[app][key] = (due, start)
+        try:
+            node = await self.send(app)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every failure is a record, not a crash of the load
+            end = time.monotonic()
+            self._in_flight[app].pop(key, None)
+            self.records.append(Sent(app, due, start, end, False, error=f"{type(exc).__name__}: {exc}"[:300]))
+        else:
+            end = time.monotonic()
+            self._in_flight[app].pop(key, None)
+            self.records.append(Sent(app, due, start, end, True, node=node))

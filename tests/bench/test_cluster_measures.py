@@ -1,0 +1,167 @@
+"""The cluster benchmarks' pure parts: CPU accounting from /proc text, MTTR from request records,
+false-failover counting, and the command line's refusals. Hand-made inputs, no processes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from faillite.bench.cluster.cpu import (
+    ProcSample,
+    box_utilisation,
+    cpu_share,
+    parse_proc_stat,
+    parse_system_stat,
+)
+from faillite.bench.cluster.idle import code_runs
+from faillite.bench.cluster.mttr import Sent, app_outcome, latency_stats, summarize_outcomes
+from faillite.bench.cluster.soak import count_events
+from faillite.bench.cluster.warm import _victim, top_errors
+from faillite.cli import main
+from faillite.commands.bench import _BENCHMARKS
+
+# /proc/<pid>/stat of a process whose name holds a space and a ')': utime 250, stime 50
+_STAT = (
+    "4242 (py thon) x) S 1 4242 4242 0 -1 4194304 2872 6530 0 0 250 50 4 1 20 0 3 0 25095 "
+    "16961536 3347 18446744073709551615 1 1 0 0 0 0 0 16781312 2 0 0 0 17 1 0 0 0 0 0"
+)
+
+
+def test_proc_stat_counts_user_and_system_time_after_an_awkward_name() -> None:
+    assert parse_proc_stat(_STAT) == 300
+
+
+def test_cpu_share_is_percent_of_one_core() -> None:
+    before = ProcSample(7, ticks=1000, at=10.0)
+    after = ProcSample(7, ticks=1150, at=12.0)  # 1.5 s of CPU in 2 s
+    assert cpu_share(before, after, hz=100) == pytest.approx(75.0)
+    assert cpu_share(before, ProcSample(7, 1000, 30.0), hz=100) == 0.0
+    with pytest.raises(ValueError):
+        cpu_share(before, ProcSample(8, 1150, 12.0))
+    with pytest.raises(ValueError):
+        cpu_share(before, ProcSample(7, 1150, 10.0))
+
+
+def test_box_utilisation_from_two_proc_stat_samples() -> None:
+    first = parse_system_stat(
+        "cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 50 0 50 350 50 0 0 0 0 0\ncpu1 50 0 50 350 50 0 0 0 0 0\n"
+        "intr 1 2 3\n"
+    )
+    assert (first.busy, first.total, first.cores) == (200, 1000, 2)
+    # +300 busy (user 200, system 100), +100 idle, +100 iowait: 60 % of the box, 1.2 cores
+    second = parse_system_stat("cpu  300 0 200 800 200 0 0 0 0 0\ncpu0 1\ncpu1 1\n")
+    assert box_utilisation(first, second) == {"percent": 60.0, "cores_busy": 1.2}
+    with pytest.raises(ValueError):
+        parse_system_stat("intr 1 2\n")
+
+
+def _r(app: str, start: float, end: float | None, ok: bool = True, node: str | None = "a") -> Sent:
+    return Sent(app, start, start, end, ok, node if ok else None, None if ok else "boom")
+
+
+def test_mttr_runs_from_the_failure_when_a_request_was_in_flight() -> None:
+    records = [
+        _r("x", 0.000, 0.002),  # answered before the failure: not touched
+        _r("x", 0.005, 0.250, ok=False),  # in flight at the failure (t = 0.010), failed
+        _r("x", 0.011, 0.012, node="a"),  # the failed node answered: not a recovery
+        _r("x", 0.015, 0.018, node="b"),  # the recovery
+        _r("x", 0.020, 0.021, node="b"),  # after the recovery began: not touched
+        _r("y", 0.012, 0.013, node="b"),  # another app
+    ]
+    o = app_outcome(records, app="x", failed_node="a", failed_at=0.010, until=1.0)
+    assert o.in_flight == 1 and o.origin == 0.010
+    assert o.mttr_ms == pytest.approx(8.0)
+    assert o.recovered_by == "b"
+    assert o.touched == 3 and o.touched_failed == 1 and o.touched_unanswered == 0
+    assert sorted(o.touched_latency_ms) == pytest.approx([1.0, 3.0, 245.0])
+
+
+def test_mttr_runs_from_the_next_request_when_none_was_in_flight() -> None:
+    records = [_r("x", 0.000, 0.002), _r("x", 0.005, 0.0065, node="b"), _r("x", 0.010, 0.0112, node="b")]
+    o = app_outcome(records, app="x", failed_node="a", failed_at=0.003, until=1.0)
+    assert o.in_flight == 0 and o.origin == 0.005
+    assert o.mttr_ms == pytest.approx(1.5)  # the pause between paced requests is not counted
+
+
+def test_an_app_never_answered_elsewhere_has_no_mttr_and_its_requests_count_as_unanswered() -> None:
+    records = [_r("x", 0.004, None, ok=False), _r("x", 0.009, 0.5, ok=False), _r("x", 0.6, 0.601, node="a")]
+    o = app_outcome(records, app="x", failed_node="a", failed_at=0.005, until=1.0)
+    assert o.mttr_ms is None and o.recovered_by is None
+    assert (o.touched, o.touched_failed, o.touched_unanswered) == (3, 1, 1)
+    # no request at all after the failure: nothing to measure from
+    assert (
+        app_outcome([_r("x", 0.0, 0.001)], app="x", failed_node="a", failed_at=0.5, until=1.0).origin is None
+    )
+
+
+def test_summaries_pool_apps_and_requests() -> None:
+    a = app_outcome([_r("x", 0.0, 0.004, node="b")], app="x", failed_node="a", failed_at=0.001, until=1)
+    b = app_outcome([_r("y", 0.0, 0.005, ok=False)], app="y", failed_node="a", failed_at=0.001, until=1)
+    s = summarize_outcomes([a, b])
+    assert s["apps"] == 2 and s["recovered"] == 1 and s["mttr_mean_ms"] == pytest.approx(3.0)
+    assert s["touched_requests"] == 2 and s["touched_failed"] == 1
+    assert latency_stats([3.0, 1.0, 2.0]) == {"requests": 3, "p50_ms": 2.0, "p99_ms": 3.0, "max_ms": 3.0}
+    assert latency_stats([])["p50_ms"] is None
+
+
+def test_false_failovers_are_the_node_dead_events_after_the_start() -> None:
+    events = [
+        {"id": 3, "kind": "node_dead", "node": "n0", "reason": "before"},
+        {"id": 4, "kind": "failure_suspected", "node": "n1"},
+        {"id": 5, "kind": "node_dead", "node": "n1", "reason": "no heartbeat", "detection_ms": 91.0},
+        {"id": 6, "kind": "route_changed", "app": "a"},
+    ]
+    counted = count_events(events, after_id=3)
+    assert counted["false_node_dead"] == 1 and counted["failure_suspected"] == 1
+    assert counted["node_dead_events"][0]["node"] == "n1"
+
+
+def test_the_victim_serves_the_most_warm_backed_apps_ties_rotating() -> None:
+    warm, cold = {"mode": "warm"}, {"mode": "cold"}
+    apps = {
+        "a": {"node": "n1", "backup": warm},
+        "b": {"node": "n2", "backup": warm},
+        "c": {"node": "n2", "backup": warm},
+        "d": {"node": "n1", "backup": cold},
+        "e": {"node": "n3", "backup": None},
+    }
+    assert _victim(apps, ["n1", "n2", "n3"], 0) == "n2"
+    apps["d"]["backup"] = warm
+    assert [_victim(apps, ["n1", "n2", "n3"], t) for t in range(3)] == ["n1", "n2", "n1"]
+
+
+def test_errors_group_by_message() -> None:
+    records = [_r("x", 0, 1, ok=False), _r("x", 0, 1, ok=False), _r("x", 0, 1)]
+    assert top_errors(records) == [["boom", 2]]
+
+
+def test_baseline_and_current_runs_interleave() -> None:
+    args = argparse.Namespace(code_path=None, baseline=Path("/old"), rounds=2)
+    assert [label for label, _ in code_runs(args)] == ["baseline", "current", "baseline", "current"]
+    assert code_runs(argparse.Namespace(code_path=Path("/x"), baseline=None, rounds=1)) == [
+        ("current", Path("/x"))
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "warm", "--kinds", "SIGFOO"],
+        ["bench", "warm", "--period-ms", "0"],
+        ["bench", "idle", "--nodes", "1"],
+        ["bench", "soak", "--minutes", "0"],
+        ["bench", "soak", "--hogs", "-1"],
+    ],
+)
+def test_bad_options_are_refused_before_anything_starts(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip()
+
+
+def test_registered() -> None:
+    assert "faillite.bench.cluster" in _BENCHMARKS
