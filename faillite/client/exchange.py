@@ -87,7 +87,14 @@ class Exchange:
         first = self._launch(wake, picked, suffix, body, headers, timeout, loop)
         flights = [first]
         sent, last_error = 1, None
-        timer = None if hedge_at is None else loop.call_at(hedge_at, wake.set)
+        hedge_due = False
+
+        def hedge_now() -> None:  # the timer may fire a clock tick before hedge_at: a flag, not a time
+            nonlocal hedge_due
+            hedge_due = True
+            wake.set()
+
+        timer = None if hedge_at is None else loop.call_at(hedge_at, hedge_now)
         self._wakers.add(wake)
         try:
             while True:
@@ -114,23 +121,21 @@ class Exchange:
                     return answer, sent, None
                 if not flights:
                     return None, sent, last_error
-                if timer is not None and hedge_at is not None and now >= hedge_at:
-                    timer = None
-                    if first in flights:
-                        fallback = cache.pick(app, now, first.rank)
-                        if fallback is None:
-                            pass
-                        elif state.budget.try_spend(now):
-                            state.stats.hedges_sent += 1
-                            hedge_timeout = min(full_timeout, end - now)
-                            if hedge_timeout > 0:
-                                flights.append(
-                                    self._launch(wake, fallback, suffix, body, headers, hedge_timeout, loop)
-                                )
-                                sent += 1
-                                log.debug("app %s: hedged %s -> %s", app, first.target.node, fallback[1].node)
-                        else:
-                            state.stats.hedges_refused += 1
+                if hedge_due:
+                    hedge_due, timer = False, None
+                    fallback = cache.pick(app, now, first.rank) if first in flights else None
+                    hedge_timeout = min(full_timeout, end - now)
+                    if fallback is None or hedge_timeout <= 0:
+                        pass
+                    elif state.budget.try_spend(now):
+                        state.stats.hedges_sent += 1
+                        sent += 1
+                        flights.append(
+                            self._launch(wake, fallback, suffix, body, headers, hedge_timeout, loop)
+                        )
+                        log.debug("app %s: hedged %s -> %s", app, first.target.node, fallback[1].node)
+                    else:
+                        state.stats.hedges_refused += 1
                 for flight in list(flights):
                     if cache.demoted(app, flight.target, flight.rank) or cache.is_marked(
                         app, flight.target, now
