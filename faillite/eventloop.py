@@ -40,6 +40,6 @@ def loop_factory(choice: str | None = None) -> tuple[str, Callable[[], asyncio.A
 def run(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(main)`` on the loop ``loop_factory`` picks."""
     name, factory = loop_factory()
-    log.debug("event loop: %s", name)
+    log.info("event loop: %s", name)
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)

@@ -1,0 +1,86 @@
+"""The agent benchmark's report: the acceptance checks (figures of one run against issue 9's
+targets) and the printed tables."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["checks", "loadavg", "print_report"]
+
+# (name, mode, reference mode, how: "minus" (p50 difference, ms) or "ratio", target, what)
+_CHECKS = (
+    ("agent binary infer over health", "agent-binary", "health", "minus", 0.15),
+    ("agent JSON infer over health", "agent-json", "health", "minus", 0.15),
+    ("client library over a raw post of the same bytes", "client-raw", "agent-binary", "minus", 0.1),
+    ("tritonclient binary: agent / Triton", "tc-agent-binary", "tc-triton-binary", "ratio", 1.0),
+    ("tritonclient JSON: agent / Triton", "tc-agent-json", "tc-triton-json", "ratio", 1.0),
+)
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def checks(latency: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 9's latency targets, on the p50s of this run (a check whose modes did not run is left out)."""
+    p50 = {row["mode"]: row["p50_ms"] for row in latency}
+    out = []
+    for name, mode, reference, how, target in _CHECKS:
+        if mode not in p50 or reference not in p50:
+            continue
+        value = p50[mode] - p50[reference] if how == "minus" else p50[mode] / p50[reference]
+        unit = "ms" if how == "minus" else "x"
+        out.append(
+            {"name": name, "value": round(value, 4), "target": target, "unit": unit, "ok": value <= target}
+        )
+    return out
+
+
+def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
+    limit = f"{args.requests} requests" if args.requests else f"{args.duration:g} s"
+    print(f"command: {report['command']}")
+    print(
+        f"model {args.variant}, batch {args.batch}; agent event loop {report['event_loop']}; "
+        f"load average {report['load']['before']} before, {report['load']['after']} after; "
+        f"every path's outputs match in-process ONNX Runtime: {'yes' if report['outputs_match'] else 'NO'}"
+    )
+    print()
+    print(
+        f"throughput: {args.concurrency} closed-loop clients, {limit} per run, medians of {args.repeats} runs"
+    )
+    print(
+        f"{'mode':<16}{'requests':>10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'tput ratio':>12}{'p50 +ms':>9}"
+    )
+    modes = report["modes"]
+    base = modes[0]
+    for r in modes:
+        print(
+            f"{r['mode']:<16}{r['requests']:>10}{r['throughput_rps']:>10.0f}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}"
+            f"{r['throughput_rps'] / base['throughput_rps']:>12.3f}{r['p50_ms'] - base['p50_ms']:>9.3f}"
+        )
+    print()
+    rows = report["latency"]
+    print(
+        f"latency: one client, one request in flight, {rows[0]['requests']} requests per mode, "
+        f"{args.rounds} interleaved rounds"
+    )
+    print(f"{'mode':<20}{'p50 ms':>9}{'p99 ms':>9}  {'vs':<18}{'p50 +ms':>9}  what")
+    for r in rows:
+        over = "" if r["over_baseline_ms"] is None else f"{r['over_baseline_ms']:+.3f}"
+        vs = r["baseline"] or ""
+        print(f"{r['mode']:<20}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}  {vs:<18}{over:>9}  {r['what']}")
+    if report["checks"]:
+        print()
+        print("issue 9 targets (p50, this run):")
+        for c in report["checks"]:
+            print(
+                f"  {'ok  ' if c['ok'] else 'MISS'} {c['name']}: {c['value']:.3f} {c['unit']} "
+                f"(target <= {c['target']:g} {c['unit']})"
+            )
+    for what, why in report["skipped"].items():
+        print(f"skipped {what}: {why}")
