@@ -1,9 +1,9 @@
 """One round of a request's send loop: the attempt at the chosen target, and its hedge.
 
-``Exchange.run`` starts the attempt as a task and sleeps on one ``asyncio.Event`` that three
+``Exchange.run`` starts the attempt as a task and sleeps on one future that three
 things set: the attempt finishing, the hedge timer, and a wake-up from the client (a new route
 table, or a node newly marked failed). On the common path (the first target answers before the
-hedge delay) that is one task, one event and one timer handle per request, no ``asyncio.wait``.
+hedge delay) that is one task, one future and one timer handle per request, no ``asyncio.wait``.
 
 - Timer fired, attempt still out, a fallback not marked, budget allows it: the same request goes
   to the fallback too; the first HTTP answer wins and the other attempt is cancelled.
@@ -50,15 +50,40 @@ class _Flight:
         self.target, self.rank, self.task, self.started, self.timeout = target, rank, task, started, timeout
 
 
+class _Waker:
+    """What a request in flight sleeps on: set by its attempts finishing (a done callback), its
+    hedge timer and the client. A bare future, renewed after each wake-up: cheaper than an
+    ``asyncio.Event`` on the common path, where it is awaited once."""
+
+    __slots__ = ("_future", "_loop", "hedge_due")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._future: asyncio.Future[None] = loop.create_future()
+        self.hedge_due = False  # a flag, not a time: a timer may fire a clock tick early
+
+    def __call__(self, _: object = None) -> None:
+        if not self._future.done():
+            self._future.set_result(None)
+
+    def hedge(self) -> None:
+        self.hedge_due = True
+        self()
+
+    async def wait(self) -> None:
+        await self._future
+        self._future = self._loop.create_future()
+
+
 class Exchange:
     def __init__(self, client: Client) -> None:
         self._client = client
-        self._wakers: set[asyncio.Event] = set()  # one per request in flight
+        self._wakers: set[_Waker] = set()  # one per request in flight
         self._losers: set[asyncio.Task[_Answer]] = set()  # primaries in their grace after a hedge
 
     def wake_all(self) -> None:
-        for event in self._wakers:
-            event.set()
+        for waker in self._wakers:
+            waker()
 
     async def close(self) -> None:
         for task in list(self._losers):
@@ -83,23 +108,15 @@ class Exchange:
         client = self._client
         cache = client._cache
         loop = asyncio.get_running_loop()
-        wake = asyncio.Event()
+        wake = _Waker(loop)
         first = self._launch(wake, picked, suffix, body, headers, timeout, loop)
         flights = [first]
         sent, last_error = 1, None
-        hedge_due = False
-
-        def hedge_now() -> None:  # the timer may fire a clock tick before hedge_at: a flag, not a time
-            nonlocal hedge_due
-            hedge_due = True
-            wake.set()
-
-        timer = None if hedge_at is None else loop.call_at(hedge_at, hedge_now)
+        timer = None if hedge_at is None else loop.call_at(hedge_at, wake.hedge)
         self._wakers.add(wake)
         try:
             while True:
                 await wake.wait()
-                wake.clear()
                 now = loop.time()
                 for flight in [f for f in flights if f.task.done()]:
                     flights.remove(flight)
@@ -121,8 +138,8 @@ class Exchange:
                     return answer, sent, None
                 if not flights:
                     return None, sent, last_error
-                if hedge_due:
-                    hedge_due, timer = False, None
+                if wake.hedge_due:
+                    wake.hedge_due, timer = False, None
                     fallback = cache.pick(app, now, first.rank) if first in flights else None
                     hedge_timeout = min(full_timeout, end - now)
                     if fallback is None or hedge_timeout <= 0:
@@ -156,7 +173,7 @@ class Exchange:
 
     def _launch(
         self,
-        wake: asyncio.Event,
+        wake: _Waker,
         picked: tuple[int, RouteTarget],
         suffix: str,
         body: bytes | None,
@@ -171,7 +188,7 @@ class Exchange:
         stamped = {**headers, EPOCH_HEADER: str(target.epoch)}
         method = "GET" if body is None else "POST"
         task = loop.create_task(send(session, method, url, body=body, headers=stamped, timeout=timeout))
-        task.add_done_callback(lambda _: wake.set())
+        task.add_done_callback(wake)
         return _Flight(target, rank, task, loop.time(), timeout)
 
     def _settle(
