@@ -11,6 +11,11 @@ import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+_ALWAYS = {"in-process", "health", "agent-json", "agent-binary", "client", "client-raw"}
+_GATEWAY = {"gateway-health", "gateway-binary"}
+_TC_AGENT = {"tc-agent-health", "tc-agent-binary", "tc-agent-json"}
+_TC_TRITON = {"tc-triton-health", "tc-triton-binary", "tc-triton-json"}
+
 
 def test_quick_benchmark_reports_every_mode() -> None:
     done = subprocess.run(
@@ -30,3 +35,37 @@ def test_quick_benchmark_reports_every_mode() -> None:
         assert mode["requests"] == 200  # --quick: a fixed request count, every one answered 200
         assert mode["throughput_rps"] > 0
         assert 0 < mode["p50_ms"] <= mode["p99_ms"]
+
+    latency = {row["mode"]: row for row in report["latency"]}
+    skipped = report["skipped"]
+    expected = set(_ALWAYS) | _GATEWAY | _TC_AGENT  # the gateway runs; tritonclient is a dev dependency
+    if "triton" not in skipped:
+        expected |= _TC_TRITON
+    assert set(latency) == expected, skipped
+    for row in latency.values():
+        assert row["requests"] == 100 and 0 < row["p50_ms"] <= row["p99_ms"]
+        if row["baseline"] is not None:
+            base = latency[row["baseline"]]
+            assert row["over_baseline_ms"] == pytest.approx(row["p50_ms"] - base["p50_ms"])
+    assert latency["agent-binary"]["baseline"] == "health"
+    assert latency["client-raw"]["baseline"] == "agent-binary"
+    names = {c["name"] for c in report["checks"]}
+    assert "agent binary infer over health" in names and "agent JSON infer over health" in names
+    assert ("tritonclient binary: agent / Triton" in names) == ("triton" not in skipped)
+    assert report["event_loop"] in ("uvloop", "asyncio")
+    assert set(report["load"]) == {"before", "after"}
+
+
+def test_triton_row_is_skipped_with_a_reason_when_not_wanted() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "faillite.cli", "bench", "agent", "--quick", "--no-triton", "--no-gateway"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "skipped triton: --no-triton" in done.stdout
+    assert "skipped gateway: --no-gateway" in done.stdout
+    assert "tc-triton" not in done.stdout and "gateway-binary" not in done.stdout
+    assert "issue 9 targets" in done.stdout
