@@ -3,14 +3,17 @@ values (no timing assertions: the figures themselves are the benchmarks' output)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from faillite.bench.cluster.harness import Progress
+from faillite.bench.cluster.harness import Progress, code_path, current_code
 from faillite.bench.cluster.idle import measure_idle
+from faillite.bench.cluster.loadgen import paced_load
+from faillite.bench.cluster.mttr import Sent
 from faillite.bench.cluster.soak import _all_events, count_events, measure_soak
 from faillite.bench.cluster.warm import measure_warm
 from tests.controller.cluster import start
@@ -61,7 +64,7 @@ def test_warm_mttr_comes_from_a_real_sigkill_and_the_apps_recovered(tmp_path: Pa
     )
     assert result["error"] is None
     assert result["steady"]["requests"] > 0 and result["steady"]["p50_ms"] > 0
-    assert "bench (load generator)" in result["steady"]["process_cpu_percent"]
+    assert "bench" in result["steady"]["process_cpu_percent"]
     (trial,) = result["trials"]
     assert trial["kind"] == "SIGKILL" and trial["node"] == "edge-1"
     # the victim served digits-1; its warm backup on the other node answered after the kill
@@ -97,3 +100,26 @@ def test_soak_runs_bounded_and_ends_its_hogs(tmp_path: Path) -> None:
     assert result["events"]["false_node_dead"] >= 0
     assert result["box"]["cpu_percent"] > 0
     assert all(_gone(pid) for pid in result["hog_pids"])
+
+
+def test_the_separate_load_generator_runs_the_given_tree(tmp_path: Path) -> None:
+    # a "tree" of its own whose faillite is this one: the child must import it from there
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "faillite").symlink_to(current_code() / "faillite")
+    cluster = start(tmp_path / "cluster")
+    try:
+
+        async def load() -> tuple[list[Sent], int | None]:
+            async with paced_load(cluster, 0.01, separate=True) as gen:
+                await asyncio.sleep(0.5)
+                return gen.records, gen.pid
+
+        with code_path(tree):
+            records, pid = asyncio.run(load())
+    finally:
+        cluster.stop()
+    assert pid is not None and pid != os.getpid() and _gone(pid)
+    assert len(records) > 10 and all(r.ok for r in records if r.end is not None)
+    assert {r.app for r in records} == {a.name for a in cluster.config.apps}
+    assert f"client from {tree}" in (tmp_path / "cluster" / "logs" / "loadgen.log").read_text()

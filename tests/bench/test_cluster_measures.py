@@ -4,6 +4,7 @@ false-failover counting, and the command line's refusals. Hand-made inputs, no p
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from faillite.bench.cluster.cpu import (
     parse_proc_stat,
     parse_system_stat,
 )
+from faillite.bench.cluster.harness import code_path
 from faillite.bench.cluster.idle import code_runs
 from faillite.bench.cluster.mttr import Sent, app_outcome, latency_stats, summarize_outcomes
 from faillite.bench.cluster.soak import count_events
@@ -161,6 +163,18 @@ def test_bad_options_are_refused_before_anything_starts(
     assert main(argv) != 0
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip()
+
+
+def test_code_path_points_started_processes_at_a_tree_and_restores(tmp_path: Path) -> None:
+    (tmp_path / "faillite").mkdir()
+    (tmp_path / "faillite" / "__init__.py").write_text("")
+    cwd, env = os.getcwd(), os.environ.get("PYTHONPATH")
+    with code_path(tmp_path) as where:
+        assert where == tmp_path.resolve()
+        assert os.environ["PYTHONPATH"] == str(where) and Path.cwd() == where
+    assert os.getcwd() == cwd and os.environ.get("PYTHONPATH") == env
+    with pytest.raises(ValueError, match="no faillite package"), code_path(tmp_path / "nothing"):
+        pass
 
 
 def test_registered() -> None:

@@ -46,12 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--gateway", action=argparse.BooleanOptionalAction, default=True, help="run a gateway"
     )
-    _code_args(parser)
+    _code_args(parser, load=False)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.set_defaults(func=run)
 
 
-def _code_args(parser: argparse.ArgumentParser) -> None:
+def _code_args(parser: argparse.ArgumentParser, *, load: bool = True) -> None:
     parser.add_argument(
         "--code-path",
         type=Path,
@@ -65,6 +65,21 @@ def _code_args(parser: argparse.ArgumentParser) -> None:
         help="also measure a cluster running the faillite in DIR (e.g. a git worktree of an older commit)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="measurements per code tree, interleaved")
+    if not load:
+        return
+    parser.add_argument(
+        "--load-process",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send the load from a process of its own running the cluster's faillite (its client); "
+        "default: on with --baseline or --code-path, else the load runs in the benchmark process",
+    )
+
+
+def separate_load(args: argparse.Namespace) -> bool:
+    if getattr(args, "load_process", None) is not None:
+        return bool(args.load_process)
+    return args.baseline is not None or args.code_path is not None
 
 
 def code_runs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:

@@ -67,7 +67,16 @@ def gateway_sender(
 
 
 class PacedLoad:
-    def __init__(self, send: Sender, apps: list[str], period_s: float, *, max_in_flight: int = 16) -> None:
+    def __init__(
+        self,
+        send: Sender,
+        apps: list[str],
+        period_s: float,
+        *,
+        max_in_flight: int = 16,
+        on_send: Callable[[int, str, float, float], None] | None = None,
+        on_end: Callable[[int, Sent], None] | None = None,
+    ) -> None:
         if period_s <= 0:
             raise ValueError("period must be positive")
         self.send = send
@@ -81,6 +90,13 @@ class PacedLoad:
         self._requests: set[asyncio.Task[None]] = set()
         self._stopped = False
         self._seq = 0
+        self._on_send = on_send  # (seq, app, due, start): a request left
+        self._on_end = on_end  # (seq, record): its answer or error came
+
+    pid: int | None = None  # the process sending (None: this one); RemoteLoad's is a child
+
+    async def begin(self) -> None:
+        self.start()
 
     def start(self) -> None:
         t0 = time.monotonic() + 0.01
@@ -141,15 +157,19 @@ class PacedLoad:
         key = self._seq
         start = time.monotonic()
         self._in_flight[app][key] = (due, start)
+        if self._on_send is not None:
+            self._on_send(key, app, due, start)
         try:
             node = await self.send(app)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every failure is a record, not a crash of the load
-            end = time.monotonic()
-            self._in_flight[app].pop(key, None)
-            self.records.append(Sent(app, due, start, end, False, error=f"{type(exc).__name__}: {exc}"[:300]))
+            record = Sent(
+                app, due, start, time.monotonic(), False, error=f"{type(exc).__name__}: {exc}"[:300]
+            )
         else:
-            end = time.monotonic()
-            self._in_flight[app].pop(key, None)
-            self.records.append(Sent(app, due, start, end, True, node=node))
+            record = Sent(app, due, start, time.monotonic(), True, node=node)
+        self._in_flight[app].pop(key, None)
+        self.records.append(record)
+        if self._on_end is not None:
+            self._on_end(key, record)

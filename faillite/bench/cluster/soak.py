@@ -24,12 +24,11 @@ from typing import Any
 
 import aiohttp
 
-from faillite.bench.cluster.harness import BoxMeter, Progress, bench_config, digit_inputs, running_cluster
-from faillite.bench.cluster.idle import _code_args, code_runs
+from faillite.bench.cluster.harness import BoxMeter, Progress, bench_config, running_cluster
+from faillite.bench.cluster.idle import _code_args, code_runs, separate_load
+from faillite.bench.cluster.loadgen import paced_load
 from faillite.bench.cluster.mttr import latency_stats
-from faillite.bench.cluster.paced import PacedLoad, client_sender
 from faillite.bench.recovery import percentile
-from faillite.client.failover import Client
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.http import http_json
 
@@ -75,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 workdir=Path(tmp),
                 code=code,
                 say=say,
+                separate=separate_load(args),
             )
         runs.append({"code": label, **result})
     doc = {"command": "faillite " + shlex.join(sys.argv[1:]), "runs": runs}
@@ -140,6 +140,7 @@ def measure_soak(
     workdir: Path,
     code: Path | None,
     say: Any,
+    separate: bool = False,
 ) -> dict[str, Any]:
     config = bench_config(nodes, apps, gateway=True)  # no controller section: the defaults
     with running_cluster(config, workdir, code, say) as cluster:
@@ -149,12 +150,13 @@ def measure_soak(
                 f"{hogs} CPU hogs started (pids {', '.join(map(str, hog.pids)) or '-'}); "
                 f"soaking {minutes:g} min"
             )
-            body = asyncio.run(_soak(cluster, minutes * 60, period_s, first_id, say))
+            body = asyncio.run(_soak(cluster, minutes * 60, period_s, first_id, separate, say))
             body["hog_pids"] = hog.pids
         events = _all_events(cluster, first_id)
         body["events"] = count_events(events, first_id)
         body["cluster_alive"] = sorted(n["id"] for n in cluster.nodes() if n["state"] == "alive")
     return {
+        "load_generator": "own process" if separate else "in the benchmark process",
         "minutes": minutes,
         "hogs": hogs,
         "nodes": nodes,
@@ -173,27 +175,20 @@ def _all_events(cluster: LocalCluster, since: int) -> list[dict[str, Any]]:
 
 
 async def _soak(
-    cluster: LocalCluster, seconds: float, period_s: float, first_id: int, say: Any
+    cluster: LocalCluster, seconds: float, period_s: float, first_id: int, separate: bool, say: Any
 ) -> dict[str, Any]:
-    inputs = digit_inputs(cluster)
-    async with Client(cluster.controller_url, token=cluster.config.token) as client:
-        load = PacedLoad(client_sender(client, inputs, 5.0), sorted(inputs), period_s)
-        meter = BoxMeter().start()
-        started = time.monotonic()
-        load.start()
-        try:
-            async with aiohttp.ClientSession() as session:
-                while (left := started + seconds - time.monotonic()) > 0:
-                    await asyncio.sleep(min(10.0, left))
-                    dead = await _dead_so_far(session, cluster.controller_url, first_id)
-                    failed = sum(1 for r in load.records if not r.ok)
-                    say(
-                        f"{time.monotonic() - started:5.0f}/{seconds:.0f} s: {len(load.records)} requests, "
-                        f"{failed} failed, node_dead so far {dead}"
-                    )
-        finally:
-            await load.stop()
-        box = meter.stop()
+    meter = BoxMeter().start()
+    started = time.monotonic()
+    async with paced_load(cluster, period_s, separate=separate) as load, aiohttp.ClientSession() as session:
+        while (left := started + seconds - time.monotonic()) > 0:
+            await asyncio.sleep(min(10.0, left))
+            dead = await _dead_so_far(session, cluster.controller_url, first_id)
+            failed = sum(1 for r in load.records if not r.ok)
+            say(
+                f"{time.monotonic() - started:5.0f}/{seconds:.0f} s: {len(load.records)} requests, "
+                f"{failed} failed, node_dead so far {dead}"
+            )
+    box = meter.stop()
     ok = [r.latency_ms for r in load.records if r.ok and r.latency_ms is not None]
     return {
         "seconds": round(time.monotonic() - started, 1),
@@ -223,7 +218,8 @@ def table(doc: dict[str, Any]) -> str:
         lines.append(
             f"[{run['code']}] {run['nodes']} nodes, {run['apps']} apps, "
             f"one request every {run['period_ms']:g} ms "
-            f"per app, {run['hogs']} CPU hogs, controller defaults, {run['seconds']:g} s"
+            f"per app, {run['hogs']} CPU hogs, controller defaults, {run['seconds']:g} s, "
+            f"load generator {run['load_generator']}"
         )
         lines.append(f"  false node_dead events   {ev['false_node_dead']}   (target 0)")
         lines.append(f"  failure_suspected        {ev['failure_suspected']}")

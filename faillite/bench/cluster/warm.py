@@ -38,15 +38,14 @@ from faillite.bench.cluster.harness import (
     Progress,
     bench_config,
     cluster_processes,
-    digit_inputs,
     restored,
     running_cluster,
 )
-from faillite.bench.cluster.idle import _code_args, code_runs
+from faillite.bench.cluster.idle import _code_args, code_runs, separate_load
+from faillite.bench.cluster.loadgen import RemoteLoad, paced_load
 from faillite.bench.cluster.mttr import AppOutcome, app_outcome, latency_stats, summarize_outcomes
-from faillite.bench.cluster.paced import PacedLoad, Sender, client_sender, gateway_sender
+from faillite.bench.cluster.paced import PacedLoad
 from faillite.bench.recovery import percentile
-from faillite.client.failover import Client
 from faillite.launch.cluster import LocalCluster
 
 __all__ = ["TARGETS", "add_parser", "measure_warm", "run"]
@@ -103,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 workdir=Path(tmp),
                 code=code,
                 say=say,
+                separate=separate_load(args),
             )
         runs.append({"code": label, **result})
     doc = {"command": "faillite " + shlex.join(sys.argv[1:]), "targets": TARGETS, "runs": runs}
@@ -124,13 +124,21 @@ def measure_warm(
     workdir: Path,
     code: Path | None,
     say: Any,
+    separate: bool = False,
 ) -> dict[str, Any]:
     config = bench_config(nodes, apps, gateway=True)
     with running_cluster(config, workdir, code, say) as cluster:
         body = asyncio.run(
-            _measure(cluster, via, period_s, steady_s, trials, kinds, observe_s, deadline_s, say)
+            _measure(cluster, via, period_s, steady_s, trials, kinds, observe_s, deadline_s, separate, say)
         )
-    return {"via": via, "nodes": nodes, "apps": apps, "period_ms": period_s * 1000, **body}
+    return {
+        "via": via,
+        "load_generator": "own process" if separate else "in the benchmark process",
+        "nodes": nodes,
+        "apps": apps,
+        "period_ms": period_s * 1000,
+        **body,
+    }
 
 
 async def _measure(
@@ -142,32 +150,18 @@ async def _measure(
     kinds: list[str],
     observe_s: float,
     deadline_s: float,
+    separate: bool,
     say: Any,
 ) -> dict[str, Any]:
-    inputs = digit_inputs(cluster)
-    names = sorted(inputs)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1024)) as session:
+    async with aiohttp.ClientSession() as session:
         watch = await asyncio.to_thread(EventWatch.from_now, session, cluster)
         watch.start()
-        client: Client | None = None
         try:
-            if via == "client":
-                client = Client(cluster.controller_url, token=cluster.config.token)
-                await client.start()
-                if not await _poll(lambda: all(client.knows(a) for a in names), 10):
-                    raise RuntimeError("the client never received the route table")
-                send: Sender = client_sender(client, inputs, deadline_s)
-            else:
-                send = gateway_sender(session, cluster.gateway_url, inputs, deadline_s)
-            load = PacedLoad(send, names, period_s)
-            load.start()
-            try:
+            async with paced_load(
+                cluster, period_s, via=via, deadline_s=deadline_s, separate=separate
+            ) as load:
                 return await _phases(cluster, load, watch, steady_s, trials, kinds, observe_s, say)
-            finally:
-                await load.stop()
         finally:
-            if client is not None:
-                await client.close()
             await watch.stop()
 
 
@@ -182,7 +176,7 @@ async def _poll(condition: Any, timeout: float, interval: float = 0.01) -> bool:
 
 async def _phases(
     cluster: LocalCluster,
-    load: PacedLoad,
+    load: PacedLoad | RemoteLoad,
     watch: EventWatch,
     steady_s: float,
     trials: int,
@@ -196,7 +190,8 @@ async def _phases(
         f"{steady_s:g} s"
     )
     meter = BoxMeter().start()
-    procs = ProcessMeter([*cluster_processes(cluster), ("bench (load generator)", os.getpid())]).start()
+    generator = [("load generator", load.pid)] if load.pid is not None else []
+    procs = ProcessMeter([*cluster_processes(cluster), ("bench", os.getpid()), *generator]).start()
     a = time.monotonic()
     await asyncio.sleep(steady_s)
     b = time.monotonic()
@@ -255,7 +250,12 @@ def _victim(apps: dict[str, dict[str, Any]], nodes: list[str], trial: int) -> st
 
 
 async def _trial(
-    cluster: LocalCluster, load: PacedLoad, watch: EventWatch, trial: int, kind: str, observe_s: float
+    cluster: LocalCluster,
+    load: PacedLoad | RemoteLoad,
+    watch: EventWatch,
+    trial: int,
+    kind: str,
+    observe_s: float,
 ) -> dict[str, Any]:
     if not await _restore_wait(cluster, load):
         raise RuntimeError("the cluster did not return to its plan (every app on its primary, protected)")
@@ -328,7 +328,7 @@ async def _trial(
     }
 
 
-async def _restore_wait(cluster: LocalCluster, load: PacedLoad, timeout: float = 90.0) -> bool:
+async def _restore_wait(cluster: LocalCluster, load: PacedLoad | RemoteLoad, timeout: float = 90.0) -> bool:
     """The plan restored and each app's latest answer from its primary (routes caught up)."""
     if not await _until_thread(lambda: restored(cluster), timeout):
         return False
@@ -417,7 +417,8 @@ def table(doc: dict[str, Any]) -> str:
         box = s["box"]
         lines.append(
             f"[{run['code']}] {run['nodes']} nodes, {run['apps']} apps, one request every "
-            f"{run['period_ms']:g} ms per app (open loop) via {run['via']}"
+            f"{run['period_ms']:g} ms per app (open loop) via {run['via']}, load generator "
+            f"{run['load_generator']}"
         )
         lines.append(
             f"  steady: p50 {_ms(s['p50_ms'])} ms, p99 {_ms(s['p99_ms'])} ms, max {_ms(s['max_ms'])} ms "
@@ -456,6 +457,11 @@ def table(doc: dict[str, Any]) -> str:
                 f"max {_ms(k['touched_max_ms'])} ms; declared dead {k['dead_declared']}/{k['trials']}, "
                 f"detection mean {_ms(k['detection_mean_ms'])} ms,"
                 f" seen mean {_ms(k['dead_seen_mean_ms'])} ms, max {_ms(k['dead_seen_max_ms'])} ms"
+                + (
+                    f" (target <= {targets['dead_ms']:g} ms on a quiet machine)"
+                    if kind == "SIGSTOP"
+                    else " (a crash is seen by connection close)"
+                )
             )
         lines.append(
             f"  requests {run['requests']}, failed {run['failed_requests']}, "
