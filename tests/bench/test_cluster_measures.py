@@ -155,6 +155,8 @@ def test_baseline_and_current_runs_interleave() -> None:
         ["bench", "idle", "--nodes", "1"],
         ["bench", "soak", "--minutes", "0"],
         ["bench", "soak", "--hogs", "-1"],
+        ["bench", "idle", "--baseline", "/nonexistent/tree"],
+        ["bench", "warm", "--code-path", "/nonexistent/tree"],
     ],
 )
 def test_bad_options_are_refused_before_anything_starts(

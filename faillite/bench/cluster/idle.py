@@ -27,6 +27,7 @@ from faillite.bench.cluster.harness import (
     cluster_processes,
     running_cluster,
 )
+from faillite.launch.process import LaunchError
 
 __all__ = ["add_parser", "measure_idle", "run"]
 
@@ -84,6 +85,11 @@ def separate_load(args: argparse.Namespace) -> bool:
 
 def code_runs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
     """(label, code dir) for each measurement, baseline and current interleaved."""
+    from faillite.errors import CliError
+
+    for option, where in (("--baseline", args.baseline), ("--code-path", args.code_path)):
+        if where is not None and not (where / "faillite" / "__init__.py").is_file():
+            raise CliError(f"{option} {where}: no faillite package there")
     current = ("current", args.code_path)
     order = [("baseline", args.baseline), current] if args.baseline else [current]
     return [run for _ in range(args.rounds) for run in order]
@@ -99,19 +105,22 @@ def run(args: argparse.Namespace) -> int:
     say = Progress()
     command = "faillite " + shlex.join(sys.argv[1:])
     runs = []
-    for label, code in code_runs(args):
-        with tempfile.TemporaryDirectory(prefix="faillite-idle-") as tmp:
-            result = measure_idle(
-                nodes=args.nodes,
-                apps=args.apps,
-                gateway=args.gateway,
-                seconds=args.seconds,
-                settle=args.settle,
-                workdir=Path(tmp),
-                code=code,
-                say=say,
-            )
-        runs.append({"code": label, **result})
+    try:
+        for label, code in code_runs(args):
+            with tempfile.TemporaryDirectory(prefix="faillite-idle-") as tmp:
+                result = measure_idle(
+                    nodes=args.nodes,
+                    apps=args.apps,
+                    gateway=args.gateway,
+                    seconds=args.seconds,
+                    settle=args.settle,
+                    workdir=Path(tmp),
+                    code=code,
+                    say=say,
+                )
+            runs.append({"code": label, **result})
+    except LaunchError as exc:  # a process did not start: say so, no traceback
+        raise CliError(f"the benchmark's cluster failed: {exc}", exit_code=1) from exc
     doc = {"command": command, "target_total_percent": TARGET_TOTAL_PERCENT, "runs": runs}
     if args.json:
         print(json.dumps(doc))

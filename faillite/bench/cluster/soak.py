@@ -31,6 +31,7 @@ from faillite.bench.cluster.mttr import latency_stats
 from faillite.bench.recovery import percentile
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.http import http_json
+from faillite.launch.process import LaunchError
 
 __all__ = ["Hogs", "add_parser", "count_events", "measure_soak", "run"]
 
@@ -63,20 +64,23 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--rounds must be positive")
     say = Progress()
     runs = []
-    for label, code in code_runs(args):
-        with tempfile.TemporaryDirectory(prefix="faillite-soak-") as tmp:
-            result = measure_soak(
-                minutes=args.minutes,
-                hogs=args.hogs,
-                nodes=args.nodes,
-                apps=args.apps,
-                period_s=args.period_ms / 1000,
-                workdir=Path(tmp),
-                code=code,
-                say=say,
-                separate=separate_load(args),
-            )
-        runs.append({"code": label, **result})
+    try:
+        for label, code in code_runs(args):
+            with tempfile.TemporaryDirectory(prefix="faillite-soak-") as tmp:
+                result = measure_soak(
+                    minutes=args.minutes,
+                    hogs=args.hogs,
+                    nodes=args.nodes,
+                    apps=args.apps,
+                    period_s=args.period_ms / 1000,
+                    workdir=Path(tmp),
+                    code=code,
+                    say=say,
+                    separate=separate_load(args),
+                )
+            runs.append({"code": label, **result})
+    except LaunchError as exc:  # a process did not start: say so, no traceback
+        raise CliError(f"the benchmark's cluster failed: {exc}", exit_code=1) from exc
     doc = {"command": "faillite " + shlex.join(sys.argv[1:]), "runs": runs}
     print(json.dumps(doc) if args.json else table(doc))
     return 0

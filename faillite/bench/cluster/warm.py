@@ -47,6 +47,7 @@ from faillite.bench.cluster.mttr import AppOutcome, app_outcome, latency_stats, 
 from faillite.bench.cluster.paced import PacedLoad
 from faillite.bench.recovery import percentile
 from faillite.launch.cluster import LocalCluster
+from faillite.launch.process import LaunchError
 
 __all__ = ["TARGETS", "add_parser", "measure_warm", "run"]
 
@@ -87,24 +88,27 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--period-ms, --steady, --observe and --deadline must be positive")
     say = Progress()
     runs = []
-    for label, code in code_runs(args):
-        with tempfile.TemporaryDirectory(prefix="faillite-warm-") as tmp:
-            result = measure_warm(
-                nodes=args.nodes,
-                apps=args.apps,
-                via=args.via,
-                period_s=args.period_ms / 1000,
-                steady_s=args.steady,
-                trials=args.trials,
-                kinds=kinds,
-                observe_s=args.observe,
-                deadline_s=args.deadline,
-                workdir=Path(tmp),
-                code=code,
-                say=say,
-                separate=separate_load(args),
-            )
-        runs.append({"code": label, **result})
+    try:
+        for label, code in code_runs(args):
+            with tempfile.TemporaryDirectory(prefix="faillite-warm-") as tmp:
+                result = measure_warm(
+                    nodes=args.nodes,
+                    apps=args.apps,
+                    via=args.via,
+                    period_s=args.period_ms / 1000,
+                    steady_s=args.steady,
+                    trials=args.trials,
+                    kinds=kinds,
+                    observe_s=args.observe,
+                    deadline_s=args.deadline,
+                    workdir=Path(tmp),
+                    code=code,
+                    say=say,
+                    separate=separate_load(args),
+                )
+            runs.append({"code": label, **result})
+    except LaunchError as exc:  # a process did not start: say so, no traceback
+        raise CliError(f"the benchmark's cluster failed: {exc}", exit_code=1) from exc
     doc = {"command": "faillite " + shlex.join(sys.argv[1:]), "targets": TARGETS, "runs": runs}
     print(json.dumps(doc) if args.json else table(doc))
     return 0 if all(r.get("error") is None for r in runs) else 1
