@@ -1,24 +1,29 @@
 """One round of a request's send loop: the attempt at the chosen target, and its hedge.
 
-``Exchange.run`` starts the attempt as a task and sleeps on one future that three
-things set: the attempt finishing, the hedge timer, and a wake-up from the client (a new route
-table, or a node newly marked failed). On the common path (the first target answers before the
-hedge delay) that is one task, one future and one timer handle per request, no ``asyncio.wait``.
+The common path costs what a bare ``await send(...)`` costs plus one timer handle: the attempt
+runs *inline* in the caller's task (no task, no future, no ``asyncio.wait``), inside a
+``_Scope`` that whatever must end it early interrupts by cancelling the caller's task (the way
+``asyncio.timeout`` does, telling its own cancellation from the caller's with ``uncancel``):
 
-- Timer fired, attempt still out, a fallback not marked, budget allows it: the same request goes
-  to the fallback too; the first HTTP answer wins and the other attempt is cancelled.
-- A primary that loses to a hedge keeps a *grace* (the hedge delay again) to answer, in the
-  background; an answer then is a slow sample for the latency window, silence marks its node
-  (timeout) and reports it to the controller, so the next requests go straight to the fallback
-  and requests still in flight to it are freed at once.
-- A target demoted by a new table, or whose node got marked, is abandoned in flight.
-- Connection error, 409/503 (and 502/504), timeout: recorded (``RouteCache.record``) and, if no
-  other attempt is out, handed back to the send loop, which goes on to the next target at once.
+- the hedge timer fires with the attempt still out, a fallback not marked and the budget willing:
+  the same request goes to the fallback as a task; if that answers first, the attempt is
+  interrupted and the hedge's answer returned (a hedge that fails leaves the attempt running);
+- a new table demotes the target, or its node gets marked failed (``Exchange.wake_all``): the
+  attempt is abandoned (a hedge still out is then waited for, abandonable the same way).
+
+A primary that lost to a hedge gets a health check, in the background, bounded by the hedge delay
+(at least ``_MIN_PROBE_S``): any HTTP answer says it is alive, just slow; none marks its node
+(as a timeout does), frees every request in flight to it and reports it to the controller, so the
+next requests go straight to the fallback instead of hedging each time.
+
+Connection error, 409/503 (and 502/504), timeout: recorded (``RouteCache.record``) and handed
+back to the send loop (after the hedge, if one is out), which goes on to the next target at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -37,64 +42,64 @@ __all__ = ["Exchange"]
 log = logging.getLogger("faillite.client")
 
 _Answer = tuple[int, Mapping[str, str], bytes]
+_Settled = tuple[RawResponse | None, str | None]  # the answer to give, or why there is none
+_HEDGE_WON = "a hedge answered first"
+_MIN_PROBE_S = 0.005  # a health check on a loaded box: do not call a node hung faster than this
 
 
-class _Flight:
-    """One attempt in flight."""
+class _Hedge:
+    __slots__ = ("cut_short", "rank", "settled", "target", "task")
 
-    __slots__ = ("rank", "started", "target", "task", "timeout")
-
-    def __init__(
-        self, target: RouteTarget, rank: int, task: asyncio.Task[_Answer], started: float, timeout: float
-    ) -> None:
-        self.target, self.rank, self.task, self.started, self.timeout = target, rank, task, started, timeout
+    def __init__(self, target: RouteTarget, rank: int, task: asyncio.Task[_Answer], cut_short: bool) -> None:
+        self.target, self.rank, self.task, self.cut_short = target, rank, task, cut_short
+        self.settled: _Settled | None = None
 
 
-class _Waker:
-    """What a request in flight sleeps on: set by its attempts finishing (a done callback), its
-    hedge timer and the client. A bare future, renewed after each wake-up: cheaper than an
-    ``asyncio.Event`` on the common path, where it is awaited once."""
+class _Scope:
+    """An attempt awaited inline by ``task``, and what may interrupt it."""
 
-    __slots__ = ("_future", "_loop", "hedge_due")
+    __slots__ = ("app", "hedge", "open", "rank", "reason", "target", "task", "timer")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._future: asyncio.Future[None] = loop.create_future()
-        self.hedge_due = False  # a flag, not a time: a timer may fire a clock tick early
+    def __init__(self, app: str, target: RouteTarget, rank: int, task: asyncio.Task[object]) -> None:
+        self.app, self.target, self.rank, self.task = app, target, rank, task
+        self.open = True
+        self.reason: str | None = None
+        self.hedge: _Hedge | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
-    def __call__(self, _: object = None) -> None:
-        if not self._future.done():
-            self._future.set_result(None)
-
-    def hedge(self) -> None:
-        self.hedge_due = True
-        self()
-
-    async def wait(self) -> None:
-        await self._future
-        self._future = self._loop.create_future()
+    def interrupt(self, reason: str) -> None:
+        if self.open and self.reason is None:
+            self.reason = reason
+            self.task.cancel()
 
 
 class Exchange:
     def __init__(self, client: Client) -> None:
         self._client = client
-        self._wakers: set[_Waker] = set()  # one per request in flight
-        self._losers: set[asyncio.Task[_Answer]] = set()  # primaries in their grace after a hedge
+        self._scopes: set[_Scope] = set()  # attempts awaited now
+        self._tasks: set[asyncio.Task[object]] = set()  # hedges and health checks in flight
 
     def wake_all(self) -> None:
-        for waker in self._wakers:
-            waker()
+        """Abandon the attempts whose target a new table demoted or whose node is now marked."""
+        if not self._scopes:
+            return
+        cache = self._client._cache
+        now = asyncio.get_running_loop().time()
+        for scope in list(self._scopes):
+            if cache.demoted(scope.app, scope.target, scope.rank) or cache.is_marked(
+                scope.app, scope.target, now
+            ):
+                scope.interrupt(f"{scope.target.node}: abandoned in flight, route table v{cache.version}")
 
     async def close(self) -> None:
-        for task in list(self._losers):
+        for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._losers, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def run(
         self,
         app: str,
         state: AppHedging,
-        slo_ms: float | None,
         picked: tuple[int, RouteTarget],
         suffix: str,
         body: bytes | None,
@@ -105,105 +110,162 @@ class Exchange:
         end: float,
     ) -> tuple[RawResponse | None, int, str | None]:
         """(the answer or None, attempts started, the last error when there is no answer)."""
-        client = self._client
-        cache = client._cache
+        session = self._client._session
+        assert session is not None, "Client.start() not called"
         loop = asyncio.get_running_loop()
-        wake = _Waker(loop)
-        first = self._launch(wake, picked, suffix, body, headers, timeout, loop)
-        flights = [first]
-        sent, last_error = 1, None
-        timer = None if hedge_at is None else loop.call_at(hedge_at, wake.hedge)
-        self._wakers.add(wake)
+        task = asyncio.current_task()
+        assert task is not None
+        rank, target = picked
+        scope = _Scope(app, target, rank, task)
+        started = loop.time()
+        if hedge_at is not None:
+            hedge = functools.partial(self._hedge, scope, state, suffix, body, headers, full_timeout, end)
+            scope.timer = loop.call_at(hedge_at, hedge)
+        self._scopes.add(scope)
+        cancelling = task.cancelling()
+        outcome: _Answer | Exception | None
         try:
-            while True:
-                await wake.wait()
-                now = loop.time()
-                for flight in [f for f in flights if f.task.done()]:
-                    flights.remove(flight)
-                    answer, error = self._settle(app, flight, full_timeout, now)
-                    if answer is None:
-                        last_error = error
-                        continue
-                    if flight is first:
-                        state.latency.record(now - flight.started)
-                    else:
-                        state.stats.hedges_won += 1
-                    for loser in flights:
-                        if loser is first and hedge_at is not None:  # a hedge won: the primary
-                            # gets the hedge delay again to answer, in the background
-                            self._grace(app, state, loser, now + hedge_at - first.started)
-                        else:
-                            loser.task.cancel()
-                    flights.clear()
-                    return answer, sent, None
-                if not flights:
-                    return None, sent, last_error
-                if wake.hedge_due:
-                    wake.hedge_due, timer = False, None
-                    fallback = cache.pick(app, now, first.rank) if first in flights else None
-                    hedge_timeout = min(full_timeout, end - now)
-                    if fallback is None or hedge_timeout <= 0:
-                        pass
-                    elif state.budget.try_spend(now):
-                        state.stats.hedges_sent += 1
-                        sent += 1
-                        flights.append(
-                            self._launch(wake, fallback, suffix, body, headers, hedge_timeout, loop)
-                        )
-                        log.debug("app %s: hedged %s -> %s", app, first.target.node, fallback[1].node)
-                    else:
-                        state.stats.hedges_refused += 1
-                for flight in list(flights):
-                    if cache.demoted(app, flight.target, flight.rank) or cache.is_marked(
-                        app, flight.target, now
-                    ):
-                        flights.remove(flight)
-                        flight.task.cancel()
-                        last_error = (
-                            f"{flight.target.node}: abandoned in flight, route table v{cache.version}"
-                        )
-                if not flights:
-                    return None, sent, last_error
+            outcome = await send(
+                session,
+                "GET" if body is None else "POST",
+                f"{target.url.rstrip('/')}/v2/models/{target.model}{suffix}",
+                body=body,
+                headers={**headers, EPOCH_HEADER: str(target.epoch)},
+                timeout=timeout,
+            )
+        except asyncio.CancelledError:
+            if scope.reason is None or task.uncancel() > cancelling:  # the caller was cancelled
+                if scope.hedge is not None:
+                    scope.hedge.task.cancel()
+                raise
+            outcome = None  # interrupted: scope.reason says why
+        except (OipConnectionError, OipTimeout) as exc:
+            outcome = exc
+        else:
+            if scope.reason is not None:  # interrupted as it finished, and the cancellation lost
+                task.uncancel()
         finally:
-            self._wakers.discard(wake)
-            if timer is not None:
-                timer.cancel()
-            for flight in flights:  # the caller was cancelled
-                flight.task.cancel()
+            scope.open = False
+            self._scopes.discard(scope)
+            if scope.timer is not None:
+                scope.timer.cancel()
+        now = loop.time()
+        hedge_ = scope.hedge
+        sent = 1 if hedge_ is None else 2
+        if outcome is None:
+            if scope.reason == _HEDGE_WON and hedge_ is not None and hedge_.settled is not None:
+                state.stats.hedges_won += 1
+                assert hedge_at is not None
+                self._check_loser(app, state, target, max(hedge_at - started, _MIN_PROBE_S))
+                return hedge_.settled[0], sent, None
+            last_error = scope.reason
+        else:
+            answer, last_error = self._settle(app, target, outcome, timeout < full_timeout, now)
+            if answer is not None:
+                state.latency.record(now - started)
+                if hedge_ is not None:
+                    hedge_.task.cancel()
+                return answer, sent, None
+        if hedge_ is None:
+            return None, sent, last_error
+        answer, error = await self._wait(app, hedge_)  # the attempt failed: the hedge may not
+        if answer is not None:
+            state.stats.hedges_won += 1
+        return answer, sent, error or last_error
 
-    def _launch(
+    def _hedge(
         self,
-        wake: _Waker,
-        picked: tuple[int, RouteTarget],
+        scope: _Scope,
+        state: AppHedging,
         suffix: str,
         body: bytes | None,
         headers: Mapping[str, str],
-        timeout: float,
-        loop: asyncio.AbstractEventLoop,
-    ) -> _Flight:
+        full_timeout: float,
+        end: float,
+    ) -> None:
+        """The hedge timer: send the request to the first unmarked fallback too, budget permitting."""
+        scope.timer = None
+        if not scope.open:
+            return
         session = self._client._session
-        assert session is not None, "Client.start() not called"
-        rank, target = picked
-        url = f"{target.url.rstrip('/')}/v2/models/{target.model}{suffix}"
-        stamped = {**headers, EPOCH_HEADER: str(target.epoch)}
-        method = "GET" if body is None else "POST"
-        task = loop.create_task(send(session, method, url, body=body, headers=stamped, timeout=timeout))
-        task.add_done_callback(wake)
-        return _Flight(target, rank, task, loop.time(), timeout)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        fallback = self._client._cache.pick(scope.app, now, scope.rank)
+        timeout = min(full_timeout, end - now)
+        if fallback is None or timeout <= 0 or session is None:
+            return
+        if not state.budget.try_spend(now):
+            state.stats.hedges_refused += 1
+            return
+        state.stats.hedges_sent += 1
+        rank, target = fallback
+        log.debug("app %s: hedging %s -> %s", scope.app, scope.target.node, target.node)
+        task = loop.create_task(
+            send(
+                session,
+                "GET" if body is None else "POST",
+                f"{target.url.rstrip('/')}/v2/models/{target.model}{suffix}",
+                body=body,
+                headers={**headers, EPOCH_HEADER: str(target.epoch)},
+                timeout=timeout,
+            )
+        )
+        hedge = scope.hedge = _Hedge(target, rank, task, timeout < full_timeout)
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(functools.partial(self._hedge_done, scope, hedge))
+
+    def _hedge_done(self, scope: _Scope, hedge: _Hedge, task: asyncio.Task[_Answer]) -> None:
+        self._tasks.discard(task)  # type: ignore[arg-type]
+        if task.cancelled():
+            return
+        if self._settle_hedge(scope.app, hedge)[0] is not None:
+            scope.interrupt(_HEDGE_WON)
+
+    def _settle_hedge(self, app: str, hedge: _Hedge) -> _Settled:
+        if hedge.settled is None:
+            try:
+                outcome: _Answer | Exception = hedge.task.result()
+            except (OipConnectionError, OipTimeout) as exc:
+                outcome = exc
+            now = asyncio.get_running_loop().time()
+            hedge.settled = self._settle(app, hedge.target, outcome, hedge.cut_short, now)
+        return hedge.settled
+
+    async def _wait(self, app: str, hedge: _Hedge) -> _Settled:
+        """Wait for a hedge still out (the attempt it hedged failed), abandonable like an attempt."""
+        if hedge.task.done() and not hedge.task.cancelled():
+            return self._settle_hedge(app, hedge)
+        task = asyncio.current_task()
+        assert task is not None
+        scope = _Scope(app, hedge.target, hedge.rank, task)
+        self._scopes.add(scope)
+        cancelling = task.cancelling()
+        try:
+            await hedge.task
+        except asyncio.CancelledError:
+            hedge.task.cancel()
+            if scope.reason is None or task.uncancel() > cancelling:
+                raise
+            return None, scope.reason
+        except (OipConnectionError, OipTimeout):
+            pass  # settled below
+        finally:
+            scope.open = False
+            self._scopes.discard(scope)
+        return self._settle_hedge(app, hedge)
 
     def _settle(
-        self, app: str, flight: _Flight, full_timeout: float, now: float
-    ) -> tuple[RawResponse | None, str | None]:
+        self, app: str, target: RouteTarget, outcome: _Answer | Exception, cut_short: bool, now: float
+    ) -> _Settled:
         """Classify a finished attempt: the answer to give, or why there is none (recorded)."""
-        target = flight.target
-        try:
-            status, headers, body = flight.task.result()
-        except OipConnectionError as exc:
-            return None, self._failed(app, target, Failure.CONNECTION, str(exc), now)
-        except OipTimeout as exc:
-            if flight.timeout < full_timeout:  # cut short by the deadline: says nothing of the node
-                return None, str(exc)
-            return None, self._failed(app, target, Failure.TIMEOUT, str(exc), now)
+        if isinstance(outcome, OipConnectionError):
+            return None, self._failed(app, target, Failure.CONNECTION, str(outcome), now)
+        if isinstance(outcome, OipTimeout):
+            if cut_short:  # cut short by the deadline: says nothing of the node
+                return None, str(outcome)
+            return None, self._failed(app, target, Failure.TIMEOUT, str(outcome), now)
+        assert not isinstance(outcome, Exception)
+        status, headers, body = outcome
         decision = self._client._cache.record(app, target, status, now)
         if decision in (Decision.OK, Decision.REFUSED):
             return RawResponse(status, headers, body, target), None
@@ -219,41 +281,32 @@ class Exchange:
         self.wake_all()
         return error
 
-    def _grace(self, app: str, state: AppHedging, flight: _Flight, until: float) -> None:
-        """A primary that lost to a hedge: an answer by ``until`` is a slow sample, silence a suspect."""
-        loop = asyncio.get_running_loop()
-        task = flight.task
+    def _check_loser(self, app: str, state: AppHedging, target: RouteTarget, grace: float) -> None:
+        """A primary lost to a hedge: a health check within ``grace`` tells slow from hung."""
+        task = asyncio.get_running_loop().create_task(self._probe(app, state, target, grace))
+        self._tasks.add(task)
+        task.add_done_callback(self._probe_done)
 
-        def expire() -> None:
-            if task.done():
-                return
-            task.cancel()
-            state.stats.suspected += 1
-            waited = (loop.time() - flight.started) * 1000
-            self._failed(
-                app,
-                flight.target,
-                Failure.TIMEOUT,
-                f"no answer in {waited:.0f} ms; a hedge answered",
-                loop.time(),
-            )
+    def _probe_done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("checking a node that lost to a hedge failed", exc_info=exc)
 
-        handle = loop.call_at(until, expire)
-
-        def finished(_: object) -> None:
-            handle.cancel()
-            self._losers.discard(task)
-            if task.cancelled():
-                return
-            exc = task.exception()
-            if exc is None:
-                state.latency.record(loop.time() - flight.started)
-            elif isinstance(exc, OipConnectionError):
-                self._failed(app, flight.target, Failure.CONNECTION, str(exc), loop.time())
-            elif isinstance(exc, OipTimeout):
-                self._failed(app, flight.target, Failure.TIMEOUT, str(exc), loop.time())
-            else:
-                log.error("app %s: an attempt at %s failed", app, flight.target.node, exc_info=exc)
-
-        self._losers.add(task)
-        task.add_done_callback(finished)
+    async def _probe(self, app: str, state: AppHedging, target: RouteTarget, grace: float) -> None:
+        session = self._client._session
+        if session is None:
+            return
+        url = f"{target.url.rstrip('/')}/v2/health/live"
+        try:
+            await send(session, "GET", url, timeout=grace)
+            return  # any answer: alive, only slow
+        except OipTimeout:
+            failure = Failure.TIMEOUT
+        except OipConnectionError:
+            failure = Failure.CONNECTION
+        now = asyncio.get_running_loop().time()
+        if self._client._cache.is_marked(app, target, now):
+            return  # another request got there first
+        state.stats.suspected += 1
+        reason = f"a hedge answered first and a health check got no answer within {grace * 1000:.0f} ms"
+        self._failed(app, target, failure, reason, now)

@@ -10,7 +10,7 @@ timeout, no answer a grace after losing to a hedge) is marked for every app, fre
 in flight to it, and is reported to the controller in the background; a 409 or 503 came from a
 live node the controller already knows about, so it is not reported. The decisions are
 ``faillite.client.routing``'s and ``faillite.client.hedging``'s (pure); this module only sends,
-waits and watches (the racing of attempts is ``faillite.client.exchange``).
+waits and watches (an attempt and its hedge are ``faillite.client.exchange``).
 
 Every hop has an explicit timeout: the attempt timeout (from the app's SLO, or
 ``request_timeout``), ``deadline`` per request (all attempts and waits together),
@@ -313,7 +313,7 @@ class Client:
             if self.hedging is not None and self._cache.pick(app, now, picked[0]) is not None:
                 hedge_at = now + state.delay(route.slo_ms)
             answer, sent, error = await self._exchange.run(
-                app, state, route.slo_ms, picked, suffix, body, headers, timeout, full, hedge_at, end
+                app, state, picked, suffix, body, headers, timeout, full, hedge_at, end
             )
             attempts += sent
             if answer is not None:
