@@ -139,11 +139,13 @@ def test_errors_group_by_message() -> None:
     assert top_errors(records) == [["boom", 2]]
 
 
-def test_baseline_and_current_runs_interleave() -> None:
-    args = argparse.Namespace(code_path=None, baseline=Path("/old"), rounds=2)
-    assert [label for label, _ in code_runs(args)] == ["baseline", "current", "baseline", "current"]
-    assert code_runs(argparse.Namespace(code_path=Path("/x"), baseline=None, rounds=1)) == [
-        ("current", Path("/x"))
+def test_baseline_and_current_runs_interleave(tmp_path: Path) -> None:
+    (tmp_path / "faillite").mkdir()
+    (tmp_path / "faillite" / "__init__.py").write_text("")
+    args = argparse.Namespace(code_path=None, baseline=tmp_path, rounds=2)
+    assert code_runs(args) == [("baseline", tmp_path), ("current", None)] * 2
+    assert code_runs(argparse.Namespace(code_path=tmp_path, baseline=None, rounds=1)) == [
+        ("current", tmp_path)
     ]
 
 
