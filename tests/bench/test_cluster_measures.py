@@ -18,9 +18,9 @@ from faillite.bench.cluster.cpu import (
 )
 from faillite.bench.cluster.harness import code_path
 from faillite.bench.cluster.idle import code_runs
-from faillite.bench.cluster.mttr import Sent, app_outcome, latency_stats, summarize_outcomes
+from faillite.bench.cluster.mttr import Sent, app_outcome, latency_stats, summarize_outcomes, top_errors
 from faillite.bench.cluster.soak import count_events
-from faillite.bench.cluster.warm import _victim, top_errors
+from faillite.bench.cluster.warm import _victim
 from faillite.cli import main
 from faillite.commands.bench import _BENCHMARKS
 

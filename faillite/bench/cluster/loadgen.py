@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -101,13 +102,13 @@ class RemoteLoad:
         if proc.stdin is not None:
             proc.stdin.close()
         try:
-            await asyncio.wait_for(proc.wait(), drain_s + 5)
+            await asyncio.wait_for(proc.wait(), drain_s + 10)
         except TimeoutError:
             proc.kill()
             await proc.wait()
-        if self._reader is not None:
+        if self._reader is not None:  # the child is gone: read what it wrote to the end
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reader, 5)
+                await asyncio.wait_for(self._reader, 30)
         self.records.extend(self.unanswered())
         for flying in self._in_flight.values():
             flying.clear()
@@ -192,6 +193,8 @@ async def _child(args: argparse.Namespace) -> None:
         lines.append(f"E\t{seq}\t{int(r.ok)}\t{r.end!r}\t{r.node or ''}\t{error}\n")
 
     out = sys.stdout
+    with contextlib.suppress(OSError, ValueError):  # a bigger pipe: a busy reader never blocks the load
+        fcntl.fcntl(out.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ (Linux)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1024)) as session:
         client: Client | None = None
         try:

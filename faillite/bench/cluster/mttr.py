@@ -12,13 +12,16 @@ the app's recovery (or the end of the observation when the app never recovered).
 
 from __future__ import annotations
 
+import re
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from faillite.bench.recovery import percentile
 
-__all__ = ["AppOutcome", "Sent", "app_outcome", "latency_stats", "summarize_outcomes"]
+__all__ = ["AppOutcome", "Sent", "app_outcome", "latency_stats", "summarize_outcomes", "top_errors"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,12 @@ def summarize_outcomes(outcomes: Iterable[AppOutcome]) -> dict[str, float | int 
         "touched_p50_ms": _round(percentile(touched, 50)),
         "touched_max_ms": _round(max(touched) if touched else None),
     }
+
+
+def top_errors(records: Iterable[Sent], n: int = 5) -> list[list[Any]]:
+    """The ``n`` commonest error messages (numbers blurred, so that alike ones group)."""
+    counts = Counter(re.sub(r"\d+", "N", r.error)[:160] for r in records if not r.ok and r.error)
+    return [[message, count] for message, count in counts.most_common(n)]
 
 
 def _round(value: float | None) -> float | None:

@@ -27,7 +27,7 @@ import aiohttp
 from faillite.bench.cluster.harness import BoxMeter, Progress, bench_config, running_cluster
 from faillite.bench.cluster.idle import _code_args, code_runs, separate_load
 from faillite.bench.cluster.loadgen import paced_load
-from faillite.bench.cluster.mttr import latency_stats
+from faillite.bench.cluster.mttr import latency_stats, top_errors
 from faillite.bench.recovery import percentile
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.http import http_json
@@ -199,6 +199,7 @@ async def _soak(
         "requests": len(load.records),
         "failed_requests": sum(1 for r in load.records if not r.ok),
         "skipped": load.skipped,
+        "errors": top_errors(load.records),
         "latency": latency_stats(ok),
         "send_lag_p99_ms": _r(percentile([(r.start - r.due) * 1000 for r in load.records], 99)),
         "box": box,
@@ -240,6 +241,8 @@ def table(doc: dict[str, Any]) -> str:
             f"  box                      {box['cpu_percent']} % of {box['cores']} cores busy, load "
             f"{' '.join(f'{v:.2f}' for v in box['loadavg'])}"
         )
+        for message, count in run["errors"]:
+            lines.append(f"    {count} x {message}")
         for e in ev["node_dead_events"]:
             lines.append(f"    node_dead {e['node']}: {e['reason']} (detection {e['detection_ms']} ms)")
         lines.append("")

@@ -18,14 +18,12 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shlex
 import signal
 import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +41,7 @@ from faillite.bench.cluster.harness import (
 )
 from faillite.bench.cluster.idle import _code_args, code_runs, separate_load
 from faillite.bench.cluster.loadgen import RemoteLoad, paced_load
-from faillite.bench.cluster.mttr import AppOutcome, app_outcome, latency_stats, summarize_outcomes
+from faillite.bench.cluster.mttr import AppOutcome, app_outcome, latency_stats, summarize_outcomes, top_errors
 from faillite.bench.cluster.paced import PacedLoad
 from faillite.bench.recovery import percentile
 from faillite.launch.cluster import LocalCluster
@@ -232,12 +230,6 @@ async def _phases(
     out["skipped"] = load.skipped
     out["errors"] = top_errors(load.records)
     return out
-
-
-def top_errors(records: list[Any], n: int = 5) -> list[list[Any]]:
-    """The ``n`` commonest error messages (addresses and numbers blurred so alike ones group)."""
-    counts = Counter(re.sub(r"\d+", "N", r.error)[:120] for r in records if not r.ok and r.error)
-    return [[message, count] for message, count in counts.most_common(n)]
 
 
 def _victim(apps: dict[str, dict[str, Any]], nodes: list[str], trial: int) -> str:
@@ -472,5 +464,7 @@ def table(doc: dict[str, Any]) -> str:
             f"skipped (in-flight cap) {run['skipped']}"
             + (f"; stopped early: {run['error']}" if run.get("error") else "")
         )
+        for message, count in run.get("errors", []):
+            lines.append(f"    {count} x {message}")
         lines.append("")
     return "\n".join(lines).rstrip()
