@@ -5,6 +5,7 @@ primary costs no request; a refused request is raised, never failed over."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import signal
 from collections.abc import Iterator
@@ -144,17 +145,18 @@ async def test_a_hung_primary_is_hedged_to_the_fallback_then_marked_and_skipped(
         routes(agent_a, agent_b), request_timeout=60, deadline=120, failure_cooldown=60
     ) as client:
         assert (await client.infer_detailed("digits", {digits.INPUT_NAME: X[:8]})).target.node == "a"
+        stats = client.stats["digits"]
+        before = dataclasses.replace(stats)  # a slow moment of a busy box may have been hedged
         agent_a.signal(signal.SIGSTOP)
         hedged = await client.infer_detailed("digits", {digits.INPUT_NAME: X[:8]})
-        stats = client.stats["digits"]
-        assert (stats.hedges_sent, stats.hedges_won) == (1, 1)
+        assert (stats.hedges_sent - before.hedges_sent, stats.hedges_won - before.hedges_won) == (1, 1)
         # a never answers within its grace: its node is marked, so requests stop hedging.
         await until(lambda: client.current_target("digits").node == "b", "a to be marked")
         after = await client.infer_detailed("digits", {digits.INPUT_NAME: X[8:16]})
-        stats = client.stats["digits"]
     assert (hedged.target.node, hedged.attempts) == ("b", 2)
     assert (after.target.node, after.attempts) == ("b", 1)
-    assert (stats.requests, stats.hedges_sent, stats.hedges_won, stats.suspected) == (3, 1, 1, 1)
+    assert (stats.requests, stats.suspected - before.suspected) == (3, 1)
+    assert stats.hedges_sent == before.hedges_sent + 1  # marked: the third request was not hedged
     assert client.total_stats() == stats
 
 
