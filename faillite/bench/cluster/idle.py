@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,12 @@ def _code_args(parser: argparse.ArgumentParser, *, load: bool = True) -> None:
         help="also measure a cluster running the faillite in DIR (e.g. a git worktree of an older commit)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="measurements per code tree, interleaved")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep each cluster's logs and state under DIR (default: temporary)",
+    )
     if not load:
         return
     parser.add_argument(
@@ -75,6 +83,18 @@ def _code_args(parser: argparse.ArgumentParser, *, load: bool = True) -> None:
         help="send the load from a process of its own running the cluster's faillite (its client); "
         "default: on with --baseline or --code-path, else the load runs in the benchmark process",
     )
+
+
+@contextlib.contextmanager
+def run_dir(keep: Path | None, name: str, prefix: str) -> Iterator[Path]:
+    """``keep``/``name`` (kept afterwards) or a temporary directory (removed)."""
+    if keep is not None:  # a fresh directory each run: a controller must not adopt an old state file
+        path = (keep / f"{time.strftime('%Y%m%dT%H%M%S')}-{name}").resolve()
+        path.mkdir(parents=True, exist_ok=False)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
 
 
 def separate_load(args: argparse.Namespace) -> bool:
@@ -106,15 +126,15 @@ def run(args: argparse.Namespace) -> int:
     command = "faillite " + shlex.join(sys.argv[1:])
     runs = []
     try:
-        for label, code in code_runs(args):
-            with tempfile.TemporaryDirectory(prefix="faillite-idle-") as tmp:
+        for i, (label, code) in enumerate(code_runs(args)):
+            with run_dir(args.workdir, f"{i + 1}-{label}", "faillite-idle-") as tmp:
                 result = measure_idle(
                     nodes=args.nodes,
                     apps=args.apps,
                     gateway=args.gateway,
                     seconds=args.seconds,
                     settle=args.settle,
-                    workdir=Path(tmp),
+                    workdir=tmp,
                     code=code,
                     say=say,
                 )

@@ -17,7 +17,6 @@ import json
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from faillite.bench.cluster.harness import BoxMeter, Progress, bench_config, running_cluster
-from faillite.bench.cluster.idle import _code_args, code_runs, separate_load
+from faillite.bench.cluster.idle import _code_args, code_runs, run_dir, separate_load
 from faillite.bench.cluster.loadgen import paced_load
 from faillite.bench.cluster.mttr import latency_stats, top_errors
 from faillite.bench.recovery import percentile
@@ -65,15 +64,15 @@ def run(args: argparse.Namespace) -> int:
     say = Progress()
     runs = []
     try:
-        for label, code in code_runs(args):
-            with tempfile.TemporaryDirectory(prefix="faillite-soak-") as tmp:
+        for i, (label, code) in enumerate(code_runs(args)):
+            with run_dir(args.workdir, f"{i + 1}-{label}", "faillite-soak-") as tmp:
                 result = measure_soak(
                     minutes=args.minutes,
                     hogs=args.hogs,
                     nodes=args.nodes,
                     apps=args.apps,
                     period_s=args.period_ms / 1000,
-                    workdir=Path(tmp),
+                    workdir=tmp,
                     code=code,
                     say=say,
                     separate=separate_load(args),

@@ -22,7 +22,6 @@ import shlex
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from faillite.bench.cluster.harness import (
     restored,
     running_cluster,
 )
-from faillite.bench.cluster.idle import _code_args, code_runs, separate_load
+from faillite.bench.cluster.idle import _code_args, code_runs, run_dir, separate_load
 from faillite.bench.cluster.loadgen import RemoteLoad, paced_load
 from faillite.bench.cluster.mttr import AppOutcome, app_outcome, latency_stats, summarize_outcomes, top_errors
 from faillite.bench.cluster.paced import PacedLoad
@@ -87,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     say = Progress()
     runs = []
     try:
-        for label, code in code_runs(args):
-            with tempfile.TemporaryDirectory(prefix="faillite-warm-") as tmp:
+        for i, (label, code) in enumerate(code_runs(args)):
+            with run_dir(args.workdir, f"{i + 1}-{label}", "faillite-warm-") as tmp:
                 result = measure_warm(
                     nodes=args.nodes,
                     apps=args.apps,
@@ -99,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                     kinds=kinds,
                     observe_s=args.observe,
                     deadline_s=args.deadline,
-                    workdir=Path(tmp),
+                    workdir=tmp,
                     code=code,
                     say=say,
                     separate=separate_load(args),
