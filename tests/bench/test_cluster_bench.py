@@ -66,7 +66,7 @@ def test_warm_mttr_comes_from_a_real_sigkill_and_the_apps_recovered(tmp_path: Pa
     assert result["steady"]["requests"] > 0 and result["steady"]["p50_ms"] > 0
     assert "bench" in result["steady"]["process_cpu_percent"]
     (trial,) = result["trials"]
-    assert trial["kind"] == "SIGKILL" and trial["node"] == "edge-1"
+    assert trial["kind"] == "SIGKILL" and trial["node"] == "edge-1" and _gone(trial["pid"])
     # the victim served digits-1; its warm backup on the other node answered after the kill
     (app,) = trial["apps"]
     assert app["app"] == "digits-1" and app["mode"] == "warm"

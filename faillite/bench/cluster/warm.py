@@ -302,6 +302,7 @@ async def _trial(
         "trial": trial + 1,
         "kind": kind,
         "node": victim,
+        "pid": pid,
         "observed_ms": _r((until - failed_at) * 1000),
         "node_dead": node_dead,
         "apps": [
