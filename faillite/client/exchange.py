@@ -218,7 +218,12 @@ class Exchange:
         self._tasks.discard(task)  # type: ignore[arg-type]
         if task.cancelled():
             return
-        if self._settle_hedge(scope.app, hedge)[0] is not None:
+        try:
+            answer = self._settle_hedge(scope.app, hedge)[0]
+        except Exception:  # not a failure to reach the target: a bug, raised to the caller by _wait
+            log.exception("app %s: the hedge to %s failed", scope.app, hedge.target.node)
+            return
+        if answer is not None:
             scope.interrupt(_HEDGE_WON)
 
     def _settle_hedge(self, app: str, hedge: _Hedge) -> _Settled:
