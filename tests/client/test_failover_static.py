@@ -160,6 +160,31 @@ async def test_a_hung_primary_is_hedged_to_the_fallback_then_marked_and_skipped(
     assert client.total_stats() == stats
 
 
+async def test_a_hedge_that_loses_is_cancelled_and_the_primary_answers(
+    agent_a: AgentProcess, agent_b: AgentProcess
+) -> None:
+    async with Client.from_table(routes(agent_a, agent_b), request_timeout=60, deadline=120) as client:
+        assert (await client.infer_detailed("digits", {digits.INPUT_NAME: X[:8]})).target.node == "a"
+        stats = client.stats["digits"]
+        before = dataclasses.replace(stats)
+        agent_a.signal(signal.SIGSTOP)
+        agent_b.signal(signal.SIGSTOP)  # the hedge cannot answer either
+        try:
+            pending = asyncio.create_task(client.infer_detailed("digits", {digits.INPUT_NAME: X[:8]}))
+            await until(lambda: stats.hedges_sent > before.hedges_sent, "the hedge to be sent")
+            agent_a.signal(signal.SIGCONT)
+            await until(pending.done, "the primary to answer")
+        finally:
+            agent_a.signal(signal.SIGCONT)
+            agent_b.signal(signal.SIGCONT)
+        result = pending.result()
+        assert client.current_target("digits").node == "a"  # it answered: not marked
+        again = await client.infer_detailed("digits", {digits.INPUT_NAME: X[:8]})
+    assert (result.target.node, result.attempts) == ("a", 2)
+    assert (stats.hedges_sent - before.hedges_sent, stats.hedges_won - before.hedges_won) == (1, 0)
+    assert again.target.node == "a"
+
+
 async def test_a_wrong_shape_is_refused_by_the_primary_not_failed_over(
     healthy_a: AgentProcess, agent_b: AgentProcess
 ) -> None:
