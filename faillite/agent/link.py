@@ -1,13 +1,35 @@
 """The agent's side of its persistent connection to the controller, and self-fencing.
 
-The agent registers over a WebSocket, learns the epoch it serves under, and heartbeats every
-``heartbeat_interval_ms``. A ticker watches the agent's own event loop: if it could not tick
-for longer than the heartbeat timeout (the process was stopped, or starved), the controller
-has declared it dead by now, so the agent fences itself — it refuses requests (503) — drops the
-connection and registers again as a new incarnation. Requests routed by faillite carry the
-epoch they were routed for; one stamped with another epoch is refused (409), so a stale route
-never gets an answer. While the controller is unreachable the agent keeps serving: losing the
-controller is not a reason to stop the data plane.
+The agent registers over a WebSocket, learns the epoch it serves under, and sends a 16-byte
+binary beat every ``heartbeat_interval_ms`` (60 ms by default) from its event loop. Each beat
+carries how late the agent's own loop woke up for it (its event-loop lag: a starved agent
+says so, and the controller's detector widens its timeout) and the fence promise it applies.
+What the agent has loaded and the memory it uses travel in a JSON status message only when
+they change. The agent has no other timer: an idle agent wakes about 17 times a second.
+
+Self-fencing, consistent with the controller's adaptive detector:
+
+- The controller promises each agent ``fence_after``: the shortest silence after which it may
+  declare the node dead by any rule (its adaptive dead timeout, or the shorter one that
+  applies after a client's suspicion). It sends a new promise when its estimate moves by more
+  than 20 %, and never declares a node dead before a promise the agent may still hold: a
+  lower promise counts only once a beat has acknowledged it.
+- The silence the controller measures is never longer than the time since the agent last
+  sent a beat (a beat arrives after it left). So the rule "no beat has left for longer than
+  ``fence_after``" holds whenever the controller could have declared the node dead. The agent
+  checks it before admitting each request and at each beat: a stopped or starved agent sees it
+  at once when it runs again, before it answers anything.
+- When it holds, the agent does not know whether it was declared dead, so it holds requests
+  (up to ``hold_s``, then 503) and sends a beat asking for confirmation. If the controller still
+  counts it alive under its epoch, it answers ``Confirm`` and the agent serves on: a pause the
+  controller tolerated costs one round trip, not a failover. If it was declared dead, the
+  controller closes the connection ("declared dead"): the agent stays fenced (503 for
+  everything) and registers again as a new incarnation under a new epoch.
+
+Requests routed by faillite carry the epoch they were routed for; one stamped with another
+epoch is refused (409), so a stale route never gets an answer. While the controller is
+unreachable (no session), the agent keeps serving: losing the controller is not a reason to
+stop the data plane.
 """
 
 from __future__ import annotations
@@ -15,18 +37,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
 from faillite.agent.errors import AgentError
-from faillite.wire import Heartbeat, Register, Welcome
+from faillite.wire import Beat, NodeStatus, Promise, Register, Welcome, parse_control_frame
 
 __all__ = ["ControllerLink", "Fenced", "LinkSettings", "StaleEpoch"]
 
 log = logging.getLogger("faillite.agent")
+
+DECLARED_DEAD = 4410  # the controller's close code for a node it declared dead
 
 
 class Fenced(AgentError):
@@ -51,6 +77,7 @@ class LinkSettings:
     token: str | None = None
     connect_timeout_s: float = 1.0
     max_backoff_s: float = 0.5
+    hold_s: float = 0.2  # how long a request waits for the controller's confirmation after a pause
 
 
 class ControllerLink:
@@ -68,16 +95,33 @@ class ControllerLink:
         self._loaded = loaded
         self._used = used_bytes
         self.epoch: int | None = None
-        self.fenced = False
-        self.interval_s = 0.02
-        self.timeout_s = 0.09
-        self.last_tick = time.monotonic()
+        self.fenced = False  # declared dead (or may have been): 503 until registered again
+        self.interval_s = 0.06  # until the controller's Welcome says
+        self.fence_after_s = math.inf  # the controller's promise (no session: no rule)
+        self.promise_version = 0
+        self.last_sent = time.monotonic()  # when the last beat left
+        self.pauses = 0  # times the fence rule held (confirmed or not)
+        self._seq = 0
+        self._confirming: asyncio.Future[bool] | None = None
+        self._confirm_seq = 0
+        self._status: tuple[tuple[str, ...], int] | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.connected = asyncio.Event()
 
-    def admit(self, routed_epoch: str | None) -> None:
+    # -- admission (the request path) ------------------------------------------------------
+
+    async def admit(self, routed_epoch: str | None) -> None:
         """Raise unless this agent may answer a request routed for ``routed_epoch``."""
-        self._check_pause(time.monotonic())
+        if self._ws is not None and time.monotonic() - self.last_sent > self.fence_after_s:
+            self._paused()
+        if self._confirming is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._confirming), self.settings.hold_s)
+            except TimeoutError:
+                raise Fenced(
+                    f"node {self.settings.node_id} was paused and waits for the controller's confirmation"
+                ) from None
         if self.fenced:
             raise Fenced(f"node {self.settings.node_id} is fenced (it was paused); re-registering")
         if routed_epoch is not None and self.epoch is not None:
@@ -91,19 +135,34 @@ class ControllerLink:
                     f" the request was routed for epoch {epoch}"
                 )
 
-    def _check_pause(self, now: float) -> None:
-        gap = now - self.last_tick
-        if self.epoch is not None and not self.fenced and gap > self.timeout_s:
+    def _paused(self) -> None:
+        """No beat left for longer than promised: the controller may have declared us dead."""
+        if self._confirming is not None or self._ws is None:
+            return
+        gap = time.monotonic() - self.last_sent
+        self.pauses += 1
+        log.warning(
+            "no heartbeat left for %.0f ms (the controller may declare node %s dead after %.0f ms):"
+            " holding requests until it confirms",
+            gap * 1000,
+            self.settings.node_id,
+            self.fence_after_s * 1000,
+        )
+        self._confirming = asyncio.get_running_loop().create_future()
+        self._spawn(self._send_beat(self._ws, 0.0, confirm=True))
+
+    def _settle(self, alive: bool) -> None:
+        if self._confirming is not None:
+            if not self._confirming.done():
+                self._confirming.set_result(alive)
+            self._confirming = None
+        if not alive:
             self.fenced = True
-            log.warning(
-                "event loop was paused for %.0f ms: fencing node %s", gap * 1000, self.settings.node_id
-            )
-            if self._ws is not None and not self._ws.closed:
-                asyncio.get_running_loop().create_task(self._ws.close())
+
+    # -- the session -----------------------------------------------------------------------
 
     async def run(self) -> None:
         """Keep a session with the controller forever (reconnecting with backoff)."""
-        ticker = asyncio.create_task(self._tick())
         backoff = 0.02
         try:
             async with aiohttp.ClientSession() as session:
@@ -117,14 +176,8 @@ class ControllerLink:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self.settings.max_backoff_s)
         finally:
-            ticker.cancel()
-
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s / 2)
-            now = time.monotonic()
-            self._check_pause(now)
-            self.last_tick = now
+            for task in list(self._tasks):
+                task.cancel()
 
     async def _session(self, session: aiohttp.ClientSession) -> None:
         s = self.settings
@@ -139,7 +192,6 @@ class ControllerLink:
             autoping=True,
             max_msg_size=1 << 20,
         ) as ws:
-            self._ws = ws
             register = Register(
                 node_id=s.node_id,
                 url=self.url,
@@ -147,7 +199,7 @@ class ControllerLink:
                 cores=s.cores,
                 domain=s.domain,
                 pid=self.pid,
-                epoch=None if self.fenced else self.epoch,
+                epoch=self.epoch,  # the controller adopts it only if it still counts it alive
                 loaded=tuple(self._loaded()),
             )
             await ws.send_str(register.model_dump_json())
@@ -159,25 +211,85 @@ class ControllerLink:
                 log.info("node %s serves epoch %d", s.node_id, welcome.epoch)
             self.epoch = welcome.epoch
             self.interval_s = welcome.heartbeat_interval_ms / 1000
-            self.timeout_s = welcome.heartbeat_timeout_ms / 1000
-            self.last_tick = time.monotonic()
+            self.fence_after_s = welcome.fence_after_ms / 1000
+            self.promise_version = 0
+            self._status = None
+            self.last_sent = time.monotonic()
+            self._settle(True)
             self.fenced = False
+            self._ws = ws
             self.connected.set()
-            reader = asyncio.create_task(ws.receive())  # only the close matters
-            seq = 0
+            beats = asyncio.create_task(self._beats(ws, welcome.epoch))
             try:
-                while not ws.closed and not reader.done() and not self.fenced:
-                    seq += 1
-                    beat = Heartbeat(
-                        seq=seq,
-                        epoch=welcome.epoch,
-                        loaded=tuple(self._loaded()),
-                        used_bytes=self._used(),
-                        fenced=self.fenced,
-                    )
-                    await ws.send_str(beat.model_dump_json())
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(reader), self.interval_s)
+                async for msg in ws:
+                    if msg.type is aiohttp.WSMsgType.BINARY:
+                        self._on_frame(msg.data)
             finally:
-                reader.cancel()
+                beats.cancel()
                 self._ws = None
+                self.fence_after_s = math.inf
+                if ws.close_code == DECLARED_DEAD:
+                    log.warning("node %s was declared dead: fenced until it registers again", s.node_id)
+                    self._settle(False)
+                elif self._confirming is not None:  # we cannot know any more: assume the worst
+                    self._settle(False)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beats
+
+    def _on_frame(self, data: bytes) -> None:
+        try:
+            frame = parse_control_frame(data)
+        except ValueError as exc:
+            log.warning("controller link: %s", exc)
+            return
+        if isinstance(frame, Promise):
+            if frame.version > self.promise_version:
+                self.promise_version = frame.version
+                self.fence_after_s = frame.fence_after_ms / 1000
+        elif frame.epoch == self.epoch and frame.seq >= self._confirm_seq and self._confirming is not None:
+            log.info("controller confirmed node %s alive after its pause", self.settings.node_id)
+            self._settle(True)
+
+    async def _beats(self, ws: aiohttp.ClientWebSocketResponse, epoch: int) -> None:
+        """Beat every interval; the lateness of each wake-up is the loop lag the beat reports."""
+        due = time.monotonic()
+        while not ws.closed:
+            due += self.interval_s
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = time.monotonic()
+            lag = now - due
+            if lag > self.interval_s:  # do not burst to catch up after a pause
+                due = now
+            if now - self.last_sent > self.fence_after_s:
+                self._paused()
+            await self._send_beat(ws, lag)
+            status = (tuple(self._loaded()), self._used())
+            if status != self._status:
+                self._status = status
+                message = NodeStatus(epoch=epoch, loaded=status[0], used_bytes=status[1])
+                await ws.send_str(message.model_dump_json())
+
+    async def _send_beat(
+        self, ws: aiohttp.ClientWebSocketResponse, lag_s: float, confirm: bool = False
+    ) -> None:
+        if ws.closed or self.epoch is None:
+            return
+        self._seq += 1
+        if confirm:
+            self._confirm_seq = self._seq
+        beat = Beat(self._seq, self.epoch, round(lag_s * 1000), self.promise_version, confirm)
+        self.last_sent = time.monotonic()  # before the send: the controller's silence never exceeds our gap
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_bytes(beat.pack())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("controller link task failed", exc_info=task.exception())

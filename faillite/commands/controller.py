@@ -31,8 +31,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--token", default=os.environ.get("FAILLITE_TOKEN"), help="cluster token ($FAILLITE_TOKEN)"
     )
-    parser.add_argument("--heartbeat-interval-ms", type=float, default=20.0)
-    parser.add_argument("--heartbeat-timeout-ms", type=float, default=90.0)
+    parser.add_argument(
+        "--heartbeat-interval-ms",
+        type=float,
+        default=50.0,
+        help="agents beat this often (default %(default)s)",
+    )
+    parser.add_argument(
+        "--heartbeat-timeout-ms",
+        type=float,
+        default=None,
+        help="never declare a node dead by silence sooner than this (default: adaptive only)",
+    )
+    parser.add_argument(
+        "--phi",
+        type=float,
+        default=8.0,
+        help="dead when a beat this late has P < 10**-phi (default %(default)s)",
+    )
+    parser.add_argument(
+        "--acceptable-pause-ms",
+        type=float,
+        default=None,
+        help="silence always tolerated on top of the adaptive estimate (default 30)",
+    )
     parser.add_argument("--policy", default="faillite", help="placement policy (default %(default)s)")
     parser.add_argument("--method", default="exact", choices=["exact", "greedy"])
     parser.add_argument("--no-progressive", action="store_true", help="cold failover without stepping stones")
@@ -60,8 +82,16 @@ def _run(args: argparse.Namespace) -> int:
             state_path=args.state,
             token=args.token or None,
             profiles=tuple(args.profiles),
-            heartbeat_interval_ms=args.heartbeat_interval_ms,
             heartbeat_timeout_ms=args.heartbeat_timeout_ms,
+            **{
+                key: value
+                for key, value in (
+                    ("heartbeat_interval_ms", args.heartbeat_interval_ms),
+                    ("phi_dead", args.phi),
+                    ("acceptable_pause_ms", args.acceptable_pause_ms),
+                )
+                if value is not None
+            },
             policy=args.policy,
             method=args.method,
             progressive=not args.no_progressive,

@@ -32,7 +32,7 @@ from faillite.controller.decide import (
     unneeded,
 )
 from faillite.controller.events import EventKind, EventLog
-from faillite.controller.liveness import Detector, Heartbeats
+from faillite.controller.liveness import Heartbeats, StallClock
 from faillite.controller.planning import build_families
 from faillite.controller.states import AppState, NodeState
 from faillite.controller.store import StateStore
@@ -45,6 +45,7 @@ __all__ = ["Controller"]
 log = logging.getLogger("faillite.controller")
 
 _LOAD_RETRY_S = 1.0
+_DETECT_MAX_SLEEP_S = 0.1  # the detector wakes at the next deadline, and at least this often
 
 
 class Controller:
@@ -53,12 +54,15 @@ class Controller:
         self.strict = strict  # tests: a bug in a loop step re-raises instead of being logged
         profiles = [p for path in config.profiles for p in load_profiles(path).variants]
         self.families: dict[str, Family] = build_families(profiles)
-        self.params = PlannerParams(detection_ms=config.heartbeat_timeout_ms, switch_ms=5.0)
+        self.detector = config.detector()
+        self.clock = StallClock()  # the controller's own loop stalls do not count as silence
+        self._detect_due: float | None = None
+        self._failback_due = False
+        self.params = PlannerParams(detection_ms=self.detector.quiet_timeout_s() * 1000, switch_ms=5.0)
         self.store = StateStore(config.state_path)
         self.events = EventLog(self.store)
         accuracies = {(f.name, v.name): v.accuracy for f in self.families.values() for v in f.variants}
         self.cluster = ClusterState(self.store, accuracies)
-        self.detector = Detector(config.heartbeat_timeout_ms / 1000, config.suspect_timeout_ms / 1000)
         self.heartbeats: dict[str, Heartbeats] = {}
         self.connections: dict[str, Any] = {}  # node -> its agent's WebSocket
         self.loading: dict[str, set[str]] = defaultdict(set)
@@ -82,16 +86,18 @@ class Controller:
     # lifecycle
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
-        grace = self.config.adopt_grace_ms / 1000 - self.detector.timeout_s
+        grace = self.config.adopt_grace_ms / 1000 - self.detector.quiet_timeout_s()
         for node in self.cluster.nodes.values():  # from before a restart: give agents time to return
             if node.state in (NodeState.ALIVE, NodeState.SUSPECT, NodeState.REJOINING):
-                self.heartbeats[node.id] = Heartbeats(node.epoch, time.monotonic() + grace)
+                self.heartbeats[node.id] = self.detector.new(node.epoch, self.vnow() + grace)
         self.cluster.route_table()
         self._tasks = [
             asyncio.create_task(
                 self._loop(self.reconcile_once, self.config.reconcile_interval_ms, wake=True)
             ),
-            asyncio.create_task(self._loop(self.detect_once, self.config.heartbeat_interval_ms / 2)),
+            asyncio.create_task(
+                self._loop(self.detect_once, _DETECT_MAX_SLEEP_S * 1000, next_in=self._detect_delay)
+            ),
             asyncio.create_task(self._loop(self.climb_once, self.config.climb_interval_ms)),
         ]
 
@@ -110,6 +116,10 @@ class Controller:
     def wake(self) -> None:
         self._wake.set()
 
+    def vnow(self) -> float:
+        """The detector's clock: monotonic time less the controller's own measured stalls."""
+        return self.clock.now(time.monotonic())
+
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run ``coro`` in the background, keeping a reference until it finishes."""
         task = asyncio.create_task(coro)
@@ -117,7 +127,9 @@ class Controller:
         task.add_done_callback(self._background.discard)
         return task
 
-    async def _loop(self, step: Any, interval_ms: float, wake: bool = False) -> None:
+    async def _loop(
+        self, step: Any, interval_ms: float, wake: bool = False, next_in: Callable[[], float] | None = None
+    ) -> None:
         while True:
             started = time.perf_counter()
             failed = False
@@ -139,6 +151,8 @@ class Controller:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), interval_ms / 1000)
                 self._wake.clear()
+            elif next_in is not None:
+                await asyncio.sleep(next_in())
             else:
                 await asyncio.sleep(interval_ms / 1000)
 
@@ -202,14 +216,41 @@ class Controller:
                 self.cluster.set_node_state(node.id, NodeState.ALIVE)
                 self.events.emit(EventKind.NODE_REJOINED, node=node.id, epoch=node.epoch)
                 self.publish_routes()
-                self.maybe_failback()
+                self._failback_due = True
+        if self._failback_due and not self.programs:  # a rejoin during a failover program waits for it
+            self._failback_due = False
+            self.maybe_failback()
+
+    def _detect_delay(self) -> float:
+        """Sleep until the earliest node could be overdue (event-driven), at most 100 ms (so
+        the wake-ups also measure the controller's own loop lag)."""
+        live = {n: hb for n, hb in self.heartbeats.items() if n in self.cluster.nodes}
+        delay = min(max(self.detector.next_deadline(live) - self.vnow(), 0.0) + 0.002, _DETECT_MAX_SLEEP_S)
+        self._detect_due = time.monotonic() + delay
+        return delay
 
     async def detect_once(self) -> None:
+        """Judge silences: at each node's deadline, and also measure the controller's own lag."""
+        if self._detect_due is not None:
+            self.clock.tick(self._detect_due, time.monotonic())
+            self._detect_due = None
+        await self.judge()
+
+    async def judge(self) -> None:
         from faillite.controller.links import declare_dead  # links imports core: break the cycle
 
         live = {n: hb for n, hb in self.heartbeats.items() if n in self.cluster.nodes}
-        for verdict in self.detector.check(live, time.monotonic()):
-            await declare_dead(self, verdict.node, verdict.reason, silent_ms=verdict.silent_ms)
+        candidates = self.detector.check(live, self.vnow())
+        if candidates:
+            # Read what is pending before judging: beats may sit unread in the sockets (a
+            # starved controller wakes to its timer and its sockets at once).
+            for _ in range(3):
+                await asyncio.sleep(0)
+            for candidate in candidates:
+                hb = self.heartbeats.get(candidate.node)
+                verdict = None if hb is None else self.detector.judge(candidate.node, hb, self.vnow())
+                if verdict is not None:
+                    await declare_dead(self, verdict.node, verdict.reason, silent_ms=verdict.silent_ms)
 
     async def climb_once(self) -> None:
         from faillite.controller.climb import climb_once  # climb imports core: break the cycle

@@ -20,6 +20,7 @@ class EventKind(StrEnum):
     NODE_ADOPTED = "node_adopted"  # re-registered after a controller restart, nothing reloaded
     FAILURE_SUSPECTED = "failure_suspected"
     NODE_DEAD = "node_dead"
+    NODE_PAUSED = "node_paused"  # an agent paused past its fence promise and was confirmed alive
     NODE_REJOINED = "node_rejoined"
     APP_ADDED = "app_added"
     APP_REMOVED = "app_removed"

@@ -1,8 +1,12 @@
 """Agents' persistent connections: registration with epochs, heartbeats, and what their loss means.
 
 A crashed agent's socket closes at once, so a closed connection declares the node dead
-(milliseconds). A hung or partitioned agent keeps its socket but stops heartbeating: the
-detector declares it dead after the heartbeat timeout, or sooner after a client's suspicion.
+(milliseconds). A hung or partitioned agent keeps its socket but stops beating: the adaptive
+detector (``liveness``) declares it dead once its silence is improbable for that node's own
+beat history, or sooner after a client's suspicion. Each beat is a 16-byte binary frame,
+handled without pydantic; it may carry a request for confirmation (the agent fenced itself
+after a pause), answered at once while the node is still alive, and it acknowledges the fence
+promise the agent applies; a new promise goes out when the detector's estimate moved.
 A node declared dead that comes back gets a new epoch (fencing) and rejoins empty.
 """
 
@@ -18,9 +22,8 @@ from pydantic import ValidationError
 from faillite.controller.cluster import NodeRecord
 from faillite.controller.core import Controller
 from faillite.controller.events import EventKind
-from faillite.controller.liveness import Heartbeats
 from faillite.controller.states import NodeState
-from faillite.wire import Heartbeat, Register, Welcome, parse_agent_message
+from faillite.wire import Beat, Confirm, NodeStatus, Promise, Register, Welcome, parse_agent_message
 
 __all__ = ["agent_connection", "declare_dead", "on_register", "suspect"]
 
@@ -44,14 +47,21 @@ async def agent_connection(controller: Controller, request: web.Request) -> web.
     node = message.node_id
     try:
         async for msg in ws:
-            if msg.type is not WSMsgType.TEXT:
+            if controller.connections.get(node) is not ws:
                 continue
-            try:
-                beat = parse_agent_message(msg.data)
-            except ValidationError:
-                continue
-            if isinstance(beat, Heartbeat) and controller.connections.get(node) is ws:
-                _on_heartbeat(controller, node, beat)
+            if msg.type is WSMsgType.BINARY:
+                try:
+                    beat = Beat.unpack(msg.data)
+                except ValueError:
+                    continue
+                _on_beat(controller, node, ws, beat)
+            elif msg.type is WSMsgType.TEXT:
+                try:
+                    status = parse_agent_message(msg.data)
+                except ValidationError:
+                    continue
+                if isinstance(status, NodeStatus):
+                    _on_status(controller, node, status)
     finally:
         if controller.connections.get(node) is ws:
             await declare_dead(controller, node, "connection closed", silent_ms=0.0)
@@ -83,7 +93,8 @@ async def on_register(controller: Controller, reg: Register, ws: Any) -> Welcome
         NodeRecord(reg.node_id, reg.url, reg.memory_bytes, reg.cores, reg.domain, reg.pid, epoch, state)
     )
     controller.connections[reg.node_id] = ws
-    controller.heartbeats[reg.node_id] = Heartbeats(epoch, time.monotonic(), frozenset(reg.loaded))
+    hb = controller.detector.new(epoch, controller.vnow(), frozenset(reg.loaded))
+    controller.heartbeats[reg.node_id] = hb
     controller.events.emit(
         kind, node=reg.node_id, epoch=epoch, url=reg.url, state=state.value, loaded=sorted(reg.loaded)
     )
@@ -92,21 +103,45 @@ async def on_register(controller: Controller, reg: Register, ws: Any) -> Welcome
     return Welcome(
         epoch=epoch,
         heartbeat_interval_ms=controller.config.heartbeat_interval_ms,
-        heartbeat_timeout_ms=controller.config.heartbeat_timeout_ms,
+        fence_after_ms=hb.floor() * 1000,
     )
 
 
-def _on_heartbeat(controller: Controller, node: str, beat: Heartbeat) -> None:
+def _on_beat(controller: Controller, node: str, ws: Any, beat: Beat) -> None:
     hb = controller.heartbeats.get(node)
     if hb is None or beat.epoch != hb.epoch:
         return
-    hb.last_seen = time.monotonic()
-    hb.loaded = frozenset(beat.loaded)
-    hb.used_bytes = beat.used_bytes
+    controller.detector.arrival(hb, controller.vnow(), beat.lag_ms / 1000, beat.ack)
+    if beat.confirm:  # the agent paused past its promise; it is alive as far as we know
+        controller.events.emit(EventKind.NODE_PAUSED, node=node, epoch=hb.epoch, lag_ms=beat.lag_ms)
+        controller.spawn(_send_frame(ws, Confirm(beat.seq, beat.epoch).pack()))
+    promise = controller.detector.next_promise(hb)
+    if promise is not None:
+        controller.spawn(_send_frame(ws, Promise(promise[0], promise[1] * 1000).pack()))
     if hb.suspected_at is not None:
         hb.suspected_at = None
         if controller.cluster.nodes[node].state is NodeState.SUSPECT:
             controller.cluster.set_node_state(node, NodeState.ALIVE)
+
+
+def _on_status(controller: Controller, node: str, status: NodeStatus) -> None:
+    hb = controller.heartbeats.get(node)
+    if hb is None or status.epoch != hb.epoch:
+        return
+    loaded = frozenset(status.loaded)
+    hb.used_bytes = status.used_bytes
+    if loaded != hb.loaded:
+        hb.loaded = loaded
+        controller.wake()
+
+
+async def _send_frame(ws: Any, frame: bytes) -> None:
+    if ws.closed:
+        return
+    try:
+        await asyncio.wait_for(ws.send_bytes(frame), 1.0)
+    except (ConnectionError, TimeoutError, RuntimeError):
+        await ws.close()
 
 
 async def suspect(controller: Controller, node: str, epoch: int | None, reason: str) -> bool:
@@ -120,11 +155,18 @@ async def suspect(controller: Controller, node: str, epoch: int | None, reason: 
     controller.events.emit(EventKind.FAILURE_SUSPECTED, node=node, reason=reason)
     if record.state is NodeState.ALIVE:
         controller.cluster.set_node_state(node, NodeState.SUSPECT)
-    verdict = controller.detector.on_suspicion(hb, time.monotonic())
+    verdict = controller.detector.on_suspicion(hb, controller.vnow())
     if verdict is not None:
         await declare_dead(controller, node, verdict.reason, silent_ms=verdict.silent_ms)
         return True
+    controller.spawn(_recheck(controller, controller.detector.deadline(hb) - controller.vnow()))
     return False
+
+
+async def _recheck(controller: Controller, delay: float) -> None:
+    """Judge again when a suspected node's shorter deadline comes (the detector may sleep longer)."""
+    await asyncio.sleep(max(delay, 0.0) + 0.001)
+    await controller.judge()
 
 
 async def declare_dead(controller: Controller, node: str, reason: str, *, silent_ms: float) -> None:

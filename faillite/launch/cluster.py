@@ -125,10 +125,16 @@ class LocalCluster:
             str(self.workdir / "controller.sqlite"),
             "--profiles",
             str(profiles),
-            "--heartbeat-interval-ms",
-            str(c.heartbeat_interval_ms),
-            "--heartbeat-timeout-ms",
-            str(c.heartbeat_timeout_ms),
+            *(
+                []
+                if c.heartbeat_interval_ms is None
+                else ["--heartbeat-interval-ms", str(c.heartbeat_interval_ms)]
+            ),
+            *(
+                []
+                if c.heartbeat_timeout_ms is None
+                else ["--heartbeat-timeout-ms", str(c.heartbeat_timeout_ms)]
+            ),
             "--policy",
             c.policy,
             "--method",

@@ -6,7 +6,7 @@ apps:                        # the same fields as POST /v1/apps
   - {name: digits-a, family: digits, slo_ms: 20, critical: true, weight: 3}
   - {name: vision, family: ResNet, variant: resnet50-imagenet1k_v2, slo_ms: 400}
 standins: {scale: 0.02, input_px: 64}   # how stand-in families are generated
-controller: {heartbeat_interval_ms: 20, heartbeat_timeout_ms: 90, policy: faillite}
+controller: {policy: faillite}        # heartbeat_interval_ms (50), heartbeat_timeout_ms (adaptive)
 gateway: true
 token: null                  # or a cluster token for control endpoints
 """
@@ -54,8 +54,10 @@ class StandinSection(BaseModel):
 class ControllerSection(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    heartbeat_interval_ms: float = Field(default=20.0, gt=0)
-    heartbeat_timeout_ms: float = Field(default=90.0, gt=0)
+    heartbeat_interval_ms: float | None = Field(default=None, gt=0, description="the controller's default")
+    heartbeat_timeout_ms: float | None = Field(
+        default=None, gt=0, description="floor on the adaptive timeout (default: none)"
+    )
     policy: str = "faillite"
     method: str = "exact"
     progressive: bool = True

@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from faillite.controller.config import make_detector
 from faillite.controller.planning import AppSpec, build_families, build_instance
 from faillite.launch.config import ClusterConfig, ControllerSection, NodeConfig, StandinSection
 from faillite.placement import Instance, Node, PlannerParams
@@ -47,8 +48,8 @@ class Scenario:
     apps: tuple[AppDef, ...]
     scale: float = 0.02  # stand-ins: this fraction of the published parameters and MACs
     input_px: int = 64
-    heartbeat_interval_ms: float = 20.0
-    heartbeat_timeout_ms: float = 1000.0  # the shared 2-core box (load 10-20) starves processes
+    heartbeat_interval_ms: float | None = None  # None: the controller's defaults (adaptive detector)
+    heartbeat_timeout_ms: float | None = None
     accuracy_source: str = "published"
     default_headroom: float = DEFAULT_HEADROOM
     # Estimated footprints x this in the profiles and the agents' repository (see LocalCluster).
@@ -130,7 +131,8 @@ class Scenario:
         families = build_families(p for ps in self.profiles().values() for p in ps)
         budget = self.budget(headroom)
         nodes = [Node(self.node_id(i), budget, 1.0) for i in range(self.nodes)]
-        params = PlannerParams(detection_ms=self.heartbeat_timeout_ms, switch_ms=5.0)
+        detector = make_detector(self.heartbeat_interval_ms, self.heartbeat_timeout_ms)
+        params = PlannerParams(detection_ms=detector.quiet_timeout_s() * 1000, switch_ms=5.0)
         return build_instance(self.specs(), nodes, families, params)
 
     def memory_of(self, family: str, variant: str) -> int:
