@@ -63,6 +63,8 @@ def _code_args(parser: argparse.ArgumentParser, *, load: bool = True) -> None:
     )
     parser.add_argument(
         "--baseline",
+        "--baseline-code",
+        dest="baseline",
         type=Path,
         metavar="DIR",
         help="also measure a cluster running the faillite in DIR (e.g. a git worktree of an older commit)",
