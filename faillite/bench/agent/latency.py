@@ -6,11 +6,14 @@ sends its share of requests back to back, so slow drifts of a shared machine (ot
 frequency changes) reach every mode alike. Each mode is compared with a *baseline* mode
 measured in the same rounds: the difference of the p50s is the cost of what the mode adds
 (the agent's inference over its health round trip, the client library over a raw post of the
-same bytes, the gateway's hop, ...).
+same bytes, the gateway's hop, ...). Beside the wall-clock latency, each block of requests
+is charged the CPU time its server process(es) used (``cpu``: user + system seconds from
+/proc), which stays meaningful when other processes load the machine.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +23,9 @@ import numpy as np
 
 from faillite.bench.agent.bodies import Body
 
-__all__ = ["LatencyResult", "Probe", "http_probe", "measure", "sync_probe"]
+__all__ = ["LatencyResult", "Probe", "http_probe", "measure", "process_cpu", "sync_probe"]
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class Probe:
     send: Callable[[], Awaitable[None]]
     baseline: str | None = None  # the mode this one's p50 is compared with
     what: str = ""  # one line for the report
+    cpu: Callable[[], float] | None = None  # CPU seconds used so far by the server answering
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,25 @@ class LatencyResult:
     baseline: str | None
     over_baseline_ms: float | None  # p50 minus the baseline's p50, same run
     what: str
+    server_cpu_us: float | None = None  # the server's CPU time per request (user + system)
+
+
+def process_cpu(pids: Callable[[], Sequence[int]]) -> Callable[[], float]:
+    """CPU seconds (user + system) used so far by the processes ``pids()`` returns (Linux /proc;
+    a process that is gone counts as 0)."""
+
+    def read() -> float:
+        total = 0
+        for pid in pids():
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / _TICK
+
+    return read
 
 
 def http_probe(
@@ -78,6 +103,7 @@ async def measure(
 ) -> list[LatencyResult]:
     """``requests`` per probe, split over ``rounds`` interleaved rounds."""
     samples: dict[str, list[float]] = {p.mode: [] for p in probes}
+    cpu: dict[str, float] = {p.mode: 0.0 for p in probes}
     for probe in probes:
         for _ in range(warmup):
             await probe.send()
@@ -86,14 +112,19 @@ async def measure(
     for count in per_round:
         for probe in probes:
             mine, send = samples[probe.mode], probe.send
+            cpu_before = probe.cpu() if probe.cpu is not None else 0.0
             for _ in range(count):
                 started = clock()
                 await send()
                 mine.append(clock() - started)
-    return _results(probes, samples)
+            if probe.cpu is not None:
+                cpu[probe.mode] += probe.cpu() - cpu_before
+    return _results(probes, samples, cpu)
 
 
-def _results(probes: Sequence[Probe], samples: Mapping[str, list[float]]) -> list[LatencyResult]:
+def _results(
+    probes: Sequence[Probe], samples: Mapping[str, list[float]], cpu: Mapping[str, float]
+) -> list[LatencyResult]:
     p50 = {mode: float(np.percentile(np.asarray(s) * 1e3, 50)) for mode, s in samples.items()}
     results = []
     for probe in probes:
@@ -108,6 +139,7 @@ def _results(probes: Sequence[Probe], samples: Mapping[str, list[float]]) -> lis
                 probe.baseline if probe.baseline in p50 else None,
                 over,
                 probe.what,
+                None if probe.cpu is None else cpu[probe.mode] / len(ms) * 1e6,
             )
         )
     return results

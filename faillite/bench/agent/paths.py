@@ -9,14 +9,17 @@ then measures them all in the same interleaved rounds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from faillite.bench.agent.bodies import HEADER_LENGTH, Body, binary_body, decode_answer, json_body
-from faillite.bench.agent.latency import LatencyResult, Probe, http_probe, measure, sync_probe
+from faillite.bench.agent.latency import LatencyResult, Probe, http_probe, measure, process_cpu, sync_probe
 from faillite.bench.agent.servers import Gateway, TritonServer, find_triton, static_routes
 from faillite.launch.process import AgentProcess, LaunchError, ManagedProcess
 
@@ -24,6 +27,13 @@ __all__ = ["APP", "Setup", "measure_latency"]
 
 APP = "digits"  # the app name the client and the gateway route to the agent
 _LOOP = re.compile(r"event loop: (\w+)")
+# Which server's CPU a mode is charged with (by mode prefix; the rest: the agent).
+_SERVERS = (
+    ("in-process", None),
+    ("baseline-", "baseline"),
+    ("gateway-", "gateway"),
+    ("tc-triton-", "triton"),
+)
 
 
 class Setup:
@@ -36,6 +46,7 @@ class Setup:
         self.gateway_url: str | None = None
         self.triton_url: str | None = None
         self.event_loop = "unknown"
+        self.pids: dict[str, Callable[[], list[int]]] = {}  # server -> its processes (for CPU time)
         self._running: list[ManagedProcess | Gateway | TritonServer] = []
 
     def __enter__(self) -> Setup:
@@ -60,6 +71,7 @@ class Setup:
         )
         self._running.append(agent)
         self.agent_url = agent.start_and_wait(timeout=60)
+        self.pids["agent"] = lambda: [agent.pid]
         loop = _LOOP.search(agent.log_text())
         self.event_loop = loop.group(1) if loop else "asyncio"
         if self.args.baseline_code is not None:
@@ -70,6 +82,7 @@ class Setup:
             baseline.env["PYTHONPATH"] = str(self.args.baseline_code.resolve())
             self._running.append(baseline)
             self.baseline_url = baseline.start_and_wait(timeout=60)
+            self.pids["baseline"] = lambda: [baseline.pid]
         if self.args.no_gateway:
             self.skipped["gateway"] = "--no-gateway"
         else:
@@ -77,6 +90,7 @@ class Setup:
             gateway = Gateway(static_routes(APP, self.agent_url, self.variant), self.workdir / "gateway")
             self._running.append(gateway)
             self.gateway_url = gateway.start()
+            self.pids["gateway"] = lambda: [gateway.process.pid, agent.pid]
         self._start_triton()
 
     def _start_triton(self) -> None:
@@ -94,6 +108,30 @@ class Setup:
             self.skipped["triton"] = str(exc)
             return
         self._running.append(triton)
+        self.pids["triton"] = lambda: _with_children(triton.process.pid)  # the Python stub is a child
+
+
+def _with_children(pid: int) -> list[int]:
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    if int(stat.read().rsplit(b")", 1)[1].split()[1]) == pid:
+                        pids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return pids
+
+
+def _charged(probes: list[Probe], setup: Setup) -> list[Probe]:
+    """Each probe with the CPU clock of the server(s) that answer it."""
+    out = []
+    for probe in probes:
+        server = next((name for prefix, name in _SERVERS if probe.mode.startswith(prefix)), "agent")
+        pids = setup.pids.get(server) if server else None
+        out.append(dataclasses.replace(probe, cpu=process_cpu(pids)) if pids else probe)
+    return out
 
 
 async def measure_latency(
@@ -168,7 +206,9 @@ async def measure_latency(
         probes += tc_probes
         matches = matches and tc_ok
         try:
-            results = await measure(probes, requests, rounds, warmup=10 if requests <= 200 else 50)
+            results = await measure(
+                _charged(probes, setup), requests, rounds, warmup=10 if requests <= 200 else 50
+            )
         finally:
             for tc in tc_clients:
                 tc.close()

@@ -69,11 +69,14 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
         f"latency: one client, one request in flight, {rows[0]['requests']} requests per mode, "
         f"{args.rounds} interleaved rounds"
     )
-    print(f"{'mode':<20}{'p50 ms':>9}{'p99 ms':>9}  {'vs':<18}{'p50 +ms':>9}  what")
+    print(f"{'mode':<22}{'p50 ms':>8}{'p99 ms':>8}  {'vs':<18}{'p50 +ms':>8}{'cpu us':>8}  what")
     for r in rows:
         over = "" if r["over_baseline_ms"] is None else f"{r['over_baseline_ms']:+.3f}"
         vs = r["baseline"] or ""
-        print(f"{r['mode']:<20}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}  {vs:<18}{over:>9}  {r['what']}")
+        cpu = "" if r["server_cpu_us"] is None else f"{r['server_cpu_us']:.0f}"
+        print(
+            f"{r['mode']:<22}{r['p50_ms']:>8.3f}{r['p99_ms']:>8.3f}  {vs:<18}{over:>8}{cpu:>8}  {r['what']}"
+        )
     if report["checks"]:
         print()
         print("issue 9 targets (p50, this run):")
@@ -82,5 +85,7 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
                 f"  {'ok  ' if c['ok'] else 'MISS'} {c['name']}: {c['value']:.3f} {c['unit']} "
                 f"(target <= {c['target']:g} {c['unit']})"
             )
+    print("cpu us: CPU time (user + system) of the answering server per request (gateway: gateway + agent;")
+    print("        triton: tritonserver + its Python stub), from /proc, in the same blocks as the latency")
     for what, why in report["skipped"].items():
         print(f"skipped {what}: {why}")
