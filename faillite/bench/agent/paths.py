@@ -80,6 +80,7 @@ class Setup:
             )
             assert baseline.env is not None
             baseline.env["PYTHONPATH"] = str(self.args.baseline_code.resolve())
+            baseline.env["PYTHONSAFEPATH"] = "1"  # `-m` would put the current directory first
             self._running.append(baseline)
             self.baseline_url = baseline.start_and_wait(timeout=60)
             self.pids["baseline"] = lambda: [baseline.pid]
