@@ -349,3 +349,55 @@ def test_input_refused_by_onnx_runtime_is_a_400(agent: AgentProcess) -> None:
         and "out of" in bad.json()["error"]
     )
     assert_still_serving(agent)
+
+
+def _binary_request(rows: int, extra: bytes = b"") -> tuple[bytes, dict[str, str]]:
+    x = np.arange(rows * 8, dtype="<f4").reshape(rows, 8)
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "datatype": "FP32",
+                    "shape": [rows, 8],
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "outputs": [{"name": "plus_one", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    return header + x.tobytes() + extra, {"Inference-Header-Content-Length": str(len(header))}
+
+
+def test_fast_path_keeps_answers_metrics_and_drain(agent: AgentProcess) -> None:
+    """Repeated binary requests take the cached plan and, once measured cheap, run inline on
+    the loop: answers, metrics, errors and unload are what they were on the full path."""
+    load = f"{agent.url}/v2/repository/models/spare/load"
+    unload = f"{agent.url}/v2/repository/models/spare/unload"
+    assert http_request("POST", load, b"", AUTH).status == 200
+    key_requests = ("faillite_agent_inference_requests_total", (("model", "spare"),))
+    key_latency = ("faillite_agent_inference_duration_seconds_count", (("model", "spare"),))
+    key_failures = ("faillite_agent_inference_failures_total", (("code", "400"), ("model", "spare")))
+    before = metrics(agent)
+    for rows in (1, 1, 1, 1, 1, 1, 3, 3, 1):  # the same header again and again, then another shape
+        body, headers = _binary_request(rows)
+        result = infer(agent, body, "spare", headers)
+        assert result.status == 200, result.body
+        split = int(result.headers["inference-header-content-length"])
+        header = json.loads(result.body[:split])
+        assert header["outputs"][0]["shape"] == [rows, 8]
+        got = np.frombuffer(result.body[split:], np.float32).reshape(rows, 8)
+        assert got.tolist() == (np.arange(rows * 8, dtype=np.float32).reshape(rows, 8) + 1).tolist()
+    body, headers = _binary_request(1, extra=b"\0\0\0\0")  # a known header, a body 4 bytes too long
+    refused = infer(agent, body, "spare", headers)
+    assert refused.status == 400 and "binary_data_size add up to 32" in refused.json()["error"]
+    after = metrics(agent)
+    assert after[key_requests] == before.get(key_requests, 0) + 10
+    assert after[key_latency] == before.get(key_latency, 0) + 9
+    assert after[key_failures] == before.get(key_failures, 0) + 1
+    assert http_request("POST", unload, b"", AUTH).status == 200
+    body, headers = _binary_request(1)
+    assert infer(agent, body, "spare", headers).status == 503  # unloaded: the plan went with it
+    assert http_request("POST", load, b"", AUTH).status == 200
+    assert infer(agent, body, "spare", headers).status == 200
+    assert http_request("POST", unload, b"", AUTH).status == 200
