@@ -172,11 +172,11 @@ def test_bad_options_are_refused_before_anything_starts(
 def test_code_path_points_started_processes_at_a_tree_and_restores(tmp_path: Path) -> None:
     (tmp_path / "faillite").mkdir()
     (tmp_path / "faillite" / "__init__.py").write_text("")
-    cwd, env = os.getcwd(), os.environ.get("PYTHONPATH")
+    env = (os.environ.get("PYTHONPATH"), os.environ.get("PYTHONSAFEPATH"))
     with code_path(tmp_path) as where:
         assert where == tmp_path.resolve()
-        assert os.environ["PYTHONPATH"] == str(where) and Path.cwd() == where
-    assert os.getcwd() == cwd and os.environ.get("PYTHONPATH") == env
+        assert os.environ["PYTHONPATH"] == str(where) and os.environ["PYTHONSAFEPATH"] == "1"
+    assert (os.environ.get("PYTHONPATH"), os.environ.get("PYTHONSAFEPATH")) == env
     with pytest.raises(ValueError, match="no faillite package"), code_path(tmp_path / "nothing"):
         pass
 

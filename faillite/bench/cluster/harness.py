@@ -6,7 +6,7 @@ warm backup; primaries pinned round-robin). Controller settings are the defaults
 benchmark says otherwise.
 
 ``code_path(dir)``, a benchmarking aid: the cluster's processes import faillite from ``dir``
-(PYTHONPATH, and ``dir`` as their working directory, which ``python -m`` puts first on sys.path)
+(PYTHONPATH, with PYTHONSAFEPATH so that the working directory does not come first)
 instead of this checkout, so one benchmark run can measure an older tree's cluster beside the
 current one. Python reads PYTHONPATH only at start-up, so setting it here changes only the
 processes started while it is set, never the benchmark process itself.
@@ -73,19 +73,18 @@ def code_path(directory: Path | None) -> Iterator[Path]:
     target = (directory or current_code()).resolve()
     if not (target / "faillite" / "__init__.py").is_file():
         raise ValueError(f"{target}: no faillite package there")
-    old, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
-    os.environ["PYTHONPATH"] = str(target)
-    # `python -m`/`-c` put the working directory before PYTHONPATH: started from a checkout,
-    # a child would import that checkout's faillite, whatever PYTHONPATH says.
-    os.chdir(target)
+    # `python -m`/`-c` put the working directory before PYTHONPATH: started from a checkout, a
+    # child would import that checkout's faillite whatever PYTHONPATH says. PYTHONSAFEPATH stops it.
+    saved = {name: os.environ.get(name) for name in ("PYTHONPATH", "PYTHONSAFEPATH")}
+    os.environ.update(PYTHONPATH=str(target), PYTHONSAFEPATH="1")
     try:
         yield target
     finally:
-        os.chdir(cwd)
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def bench_config(
