@@ -8,7 +8,8 @@ Failures are classified the way failover needs them (STYLE §7):
 - ``OipTimeout``: no answer within the deadline (slow or hung: suspect it).
 
 Tensors travel with the binary tensor data extension by default (no JSON encoding cost);
-``binary=False`` sends JSON tensors.
+``binary=False`` sends JSON tensors. Infer headers and answers are written and read with orjson
+(the standard library reads what orjson refuses, e.g. NaN in a JSON answer).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+import orjson
 
 __all__ = [
     "DATATYPES",
@@ -201,6 +203,7 @@ def encode_infer_request(
     inputs: Mapping[str, np.ndarray], outputs: list[str] | None, binary: bool
 ) -> tuple[bytes, dict[str, str]]:
     tensors, chunks = [], []
+    finite = True  # JSON tensors with NaN or infinities go out as the standard library writes them
     for name, array in inputs.items():
         array = np.ascontiguousarray(array)
         datatype = _BY_DTYPE.get(array.dtype)
@@ -212,6 +215,7 @@ def encode_infer_request(
             tensor["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
         else:
+            finite = finite and (array.dtype.kind != "f" or bool(np.isfinite(array).all()))
             tensor["data"] = array.ravel().tolist()
         tensors.append(tensor)
     request: dict[str, Any] = {"inputs": tensors}
@@ -221,7 +225,7 @@ def encode_infer_request(
             request["outputs"] = [{"name": n, "parameters": {"binary_data": binary}} for n in names]
         else:
             request["parameters"] = {"binary_data_output": True}
-    header = json.dumps(request).encode()
+    header = orjson.dumps(request) if finite else json.dumps(request).encode()  # orjson: NaN -> null
     headers = {"Content-Type": "application/octet-stream" if binary else "application/json"}
     if binary:
         headers[_HEADER] = str(len(header))
@@ -255,6 +259,10 @@ def error_from_response(status: int, body: bytes) -> OipError:
 
 def _decode_json(data: bytes) -> Any:
     try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:  # what orjson refuses but the standard library reads (NaN, huge integers)
         return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return {}

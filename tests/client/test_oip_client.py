@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faillite.client.oip import OipClient, OipConnectionError, OipError, OipTimeout
+from faillite.client.oip import (
+    OipClient,
+    OipConnectionError,
+    OipError,
+    OipTimeout,
+    decode_infer_response,
+    encode_infer_request,
+)
 from faillite.launch.process import AgentProcess
 from faillite.zoo import digits
 from faillite.zoo.catalog import load_builtin_family
@@ -89,3 +96,23 @@ async def test_hung_server_is_a_timeout(tmp_path: Path) -> None:
     finally:
         hung.signal(signal.SIGCONT)
         hung.stop()
+
+
+@pytest.mark.parametrize("binary", [True, False])
+async def test_non_finite_inputs_round_trip(agent: AgentProcess, binary: bool) -> None:
+    """NaN travels as the standard library writes it (orjson would write null), both ways."""
+    x, _ = digits.heldout_split()
+    rows = x[:2].copy()
+    rows[1, 3] = np.nan
+    async with OipClient(agent.url) as client:
+        out = await client.infer("digits-mlp-8", {digits.INPUT_NAME: rows}, binary=binary)
+    probabilities = out[digits.OUTPUT_NAME]
+    assert np.isfinite(probabilities[0]).all() and np.isnan(probabilities[1]).all()
+
+
+def test_json_encoding_keeps_nan_and_reads_it_back() -> None:
+    body, headers = encode_infer_request({"x": np.array([1.5, np.nan], np.float32)}, None, binary=False)
+    assert b"NaN" in body and headers["Content-Type"] == "application/json"
+    answer = b'{"outputs": [{"name": "y", "datatype": "FP32", "shape": [2], "data": [NaN, 2.5]}]}'
+    y = decode_infer_response(answer, None)["y"]
+    assert np.isnan(y[0]) and y[1] == 2.5
