@@ -149,7 +149,7 @@ class ControllerLink:
             self.fence_after_s * 1000,
         )
         self._confirming = asyncio.get_running_loop().create_future()
-        self._spawn(self._send_beat(self._ws, 0.0, confirm=True))
+        self._spawn(self._send_beat(self._ws, gap - self.interval_s, confirm=True))
 
     def _settle(self, alive: bool) -> None:
         if self._confirming is not None:

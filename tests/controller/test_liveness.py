@@ -7,7 +7,9 @@ loop lag), paused (a node that stalls under load and resumes) and dead (beats st
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +179,23 @@ def test_the_controllers_own_stalls_do_not_count_as_silence() -> None:
     assert DETECTOR.judge("n", hb, last + 0.35) is not None  # the raw clock would have condemned it
     clock.tick(due=last + 0.4, now=last + 0.401)  # on time: nothing discounted
     assert clock.stalled_s == pytest.approx(0.295)
+
+
+# Recorded: a real agent's beats at a stand-in controller on this 2-core box, 60 s quiet and
+# 60 s beside three busy loops (``python -m tests.controller.record_beats``).
+RECORDED = json.loads((Path(__file__).parent / "data" / "beats.json").read_text())
+
+
+@pytest.mark.parametrize("phase", ["quiet", "saturated"])
+def test_recorded_histories_give_no_false_verdict_and_a_dead_node_is_still_declared(phase: str) -> None:
+    arrivals = [10.0 + t for t in RECORDED[phase]["arrivals"]]
+    hb, false_alarms = replay(arrivals, RECORDED[phase]["lags"])
+    assert false_alarms == []
+    assert hb.dead_after < DETECTOR.max_timeout_s
+    assert DETECTOR.judge("n", hb, arrivals[-1] + hb.dead_after + 0.001) is not None
+
+
+def test_on_the_recorded_quiet_history_a_hang_is_declared_within_150_ms() -> None:
+    arrivals = [10.0 + t for t in RECORDED["quiet"]["arrivals"]]
+    hb, _ = replay(arrivals, RECORDED["quiet"]["lags"])
+    assert hb.dead_after < 0.15
