@@ -1,7 +1,8 @@
 """Servers the agent benchmark compares with: a ``faillite gateway`` on a static route table
 pointing at the agent, and a real Triton Inference Server running the same ONNX model.
 
-Triton comes from the ``nvidia-pytriton`` wheel (a benchmark-only extra, ``faillite[triton]``),
+Triton comes from the ``nvidia-pytriton`` wheel (benchmark-only, installed by hand with
+``pip install --no-deps nvidia-pytriton``: it pins numpy<2, so it cannot be a pip extra),
 which ships a ``tritonserver`` binary with the Python backend only. The benchmark builds a
 private backend directory (the backend's files plus the stub for this Python version, copied
 from the wheel, so the installed package is never modified), a model repository whose
