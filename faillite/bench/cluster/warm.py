@@ -259,9 +259,6 @@ async def _trial(
     affected = sorted(n for n, x in before.items() if x["node"] == victim)
     pid = cluster.agents[victim].pid
     meter = BoxMeter().start()
-    generator = [("load generator", load.pid)] if load.pid is not None else []
-    others = [p for p in cluster_processes(cluster) if p[1] != pid]
-    procs = ProcessMeter([*others, ("bench", os.getpid()), *generator]).start()
     mark = len(load.records)
     failed_at = time.monotonic()
     os.kill(pid, KINDS[kind])
@@ -282,7 +279,6 @@ async def _trial(
     await _poll(done, observe_s)
     until = time.monotonic()
     box = meter.stop()
-    shares = procs.stop()  # who was busy while the apps recovered (re-planning, loads, the load)
     records = [*load.records[mark:], *load.unanswered()]
     outcomes = [
         app_outcome(records, app=app, failed_node=victim, failed_at=failed_at, until=until)
@@ -325,7 +321,6 @@ async def _trial(
             for o in outcomes
         ],
         "box": box,
-        "process_cpu_percent": shares,
     }
 
 
