@@ -87,6 +87,17 @@ def test_mttr_runs_from_the_next_request_when_none_was_in_flight() -> None:
     assert o.mttr_ms == pytest.approx(1.5)  # the pause between paced requests is not counted
 
 
+def test_a_request_the_failed_node_still_answered_interrupted_nothing() -> None:
+    records = [
+        _r("x", 0.000, 0.004, node="a"),  # in flight at the failure, answered by the failed node
+        _r("x", 0.005, 0.008, node="b"),
+    ]
+    o = app_outcome(records, app="x", failed_node="a", failed_at=0.002, until=1.0)
+    assert o.in_flight == 0 and o.origin == 0.005
+    assert o.mttr_ms == pytest.approx(3.0)
+    assert o.touched == 2  # it was still touched: in flight at the failure
+
+
 def test_an_app_never_answered_elsewhere_has_no_mttr_and_its_requests_count_as_unanswered() -> None:
     records = [_r("x", 0.004, None, ok=False), _r("x", 0.009, 0.5, ok=False), _r("x", 0.6, 0.601, node="a")]
     o = app_outcome(records, app="x", failed_node="a", failed_at=0.005, until=1.0)

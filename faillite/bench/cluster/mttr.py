@@ -1,8 +1,9 @@
 """What one injected failure cost each app, from the paced load's own request records. Pure.
 
 An app's MTTR runs from the failure instant -- or, when the app had no request in flight at
-that instant, from the start of its first request after it (the pause between paced requests
-is not the system's doing) -- to the end of its first successful answer from another node.
+that instant (one the failed node still answered does not count), from the start of its first
+request after it (the pause between paced requests is not the system's doing) -- to the end of
+its first successful answer from another node.
 Every time is ``time.monotonic()`` in the benchmark process; the failure instant is taken right
 before the signal is sent.
 
@@ -44,7 +45,7 @@ class Sent:
 @dataclass(frozen=True)
 class AppOutcome:
     app: str
-    in_flight: int  # the app's requests in flight at the failure instant
+    in_flight: int  # the app's requests in flight at the failure and not answered by the failed node
     origin: float | None  # where its MTTR starts (None: no request after the failure)
     mttr_ms: float | None  # None: no successful answer from another node within the observation
     recovered_by: str | None  # the node whose answer ended the outage
@@ -58,7 +59,16 @@ def app_outcome(
     records: Iterable[Sent], *, app: str, failed_node: str, failed_at: float, until: float
 ) -> AppOutcome:
     mine = [r for r in records if r.app == app and r.start <= until]
-    in_flight = [r for r in mine if r.start <= failed_at and (r.end is None or r.end > failed_at)]
+    # In flight at the failure, and not answered by the failed node all the same (an answer that
+    # had left it before it died interrupted nothing: then the pause until the next request is
+    # not the system's doing either).
+    in_flight = [
+        r
+        for r in mine
+        if r.start <= failed_at
+        and (r.end is None or r.end > failed_at)
+        and not (r.ok and r.node == failed_node)
+    ]
     later = sorted(r.start for r in mine if r.start > failed_at)
     origin = failed_at if in_flight else (later[0] if later else None)
     answers = sorted(
