@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -34,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--heartbeat-interval-ms",
         type=float,
-        default=50.0,
-        help="agents beat this often (default %(default)s)",
+        default=None,
+        help="agents beat this often (default 60)",
     )
     parser.add_argument(
         "--heartbeat-timeout-ms",
@@ -46,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--phi",
         type=float,
-        default=8.0,
-        help="dead when a beat this late has P < 10**-phi (default %(default)s)",
+        default=None,
+        help="dead when a beat this late has P < 10**-phi (default 8)",
     )
     parser.add_argument(
         "--acceptable-pause-ms",
@@ -101,7 +100,9 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s controller %(message)s"
     )
+    from faillite import eventloop  # uvloop where installed, as the agent (see faillite.eventloop)
+
     try:
-        return asyncio.run(serve(config))
+        return eventloop.run(serve(config))
     except StoreError as exc:
         raise CliError(str(exc)) from exc
