@@ -3,7 +3,8 @@ so that several agents (or tests) in one process do not share counters."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -13,26 +14,36 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["AgentMetrics", "ModelMetrics"]
 
 # Inference on small edge models takes from tens of microseconds to seconds.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BUCKET_NAMES = (*(floatToGoString(b) for b in _LATENCY_BUCKETS), "+Inf")
 _LOAD_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class ModelMetrics:
-    """One model's request series, looked up once: ``.labels()`` takes a lock and hashes the
-    label values on every call, so the hot path keeps the children and only counts."""
+    """One model's request series, kept as plain numbers: the request path adds to an int and a
+    bucket, and ``_InferenceCollector`` turns them into Prometheus families at scrape time
+    (``Counter.inc`` and ``Histogram.observe`` take a lock and walk the buckets on every call)."""
 
-    __slots__ = ("_by_code", "_failures", "_model", "latency", "requests")
+    __slots__ = ("_by_code", "_failures", "_model", "buckets", "requests", "seconds")
 
-    def __init__(self, requests: Counter, latency: Histogram, failures: Counter, model: str) -> None:
-        self.requests = requests
-        self.latency = latency
+    def __init__(self, failures: Counter, model: str) -> None:
+        self.requests = 0
+        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)  # per bucket (not cumulative), +Inf last
+        self.seconds = 0.0
         self._failures = failures
         self._model = model
         self._by_code: dict[int, Counter] = {}
+
+    def observe(self, seconds: float) -> None:
+        self.buckets[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        self.seconds += seconds
 
     def failed(self, status: int) -> None:
         child = self._by_code.get(status)
@@ -41,29 +52,45 @@ class ModelMetrics:
         child.inc()
 
 
+class _InferenceCollector(Collector):
+    """The request count and latency histogram of every model, read from ``ModelMetrics``."""
+
+    def __init__(self, models: dict[str, ModelMetrics]) -> None:
+        self._models = models
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # unchecked families: names are fixed and do not clash
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "faillite_agent_inference_requests", "Inference requests received, per model", labels=["model"]
+        )
+        latency = HistogramMetricFamily(
+            "faillite_agent_inference_duration_seconds",
+            "Time to answer a successful inference request (body read to response built)",
+            labels=["model"],
+        )
+        for name, series in list(self._models.items()):
+            requests.add_metric([name], series.requests)
+            cumulative, total = [], 0
+            for bound, count in zip(_BUCKET_NAMES, series.buckets, strict=True):
+                total += count
+                cumulative.append((bound, total))
+            latency.add_metric([name], cumulative, series.seconds)
+        yield requests
+        yield latency
+
+
 class AgentMetrics:
     def __init__(
         self, node_id: str, budget_bytes: int, used_bytes: Callable[[], int], ready_models: Callable[[], int]
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "faillite_agent_inference_requests",
-            "Inference requests received, per model",
-            ["model"],
-            registry=r,
-        )
         self.failures = Counter(
             "faillite_agent_inference_failures",
             "Inference requests answered with an error, per model and HTTP status",
             ["model", "code"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "faillite_agent_inference_duration_seconds",
-            "Time to answer a successful inference request (body read to response built)",
-            ["model"],
-            buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.load_duration = Histogram(
@@ -96,14 +123,13 @@ class AgentMetrics:
             node_id
         ).set(1)
         self._models: dict[str, ModelMetrics] = {}
+        r.register(_InferenceCollector(self._models))
 
     def model(self, name: str) -> ModelMetrics:
         """The cached series of ``name`` (only ever called with repository model names)."""
         series = self._models.get(name)
         if series is None:
-            series = self._models[name] = ModelMetrics(
-                self.requests.labels(name), self.latency.labels(name), self.failures, name
-            )
+            series = self._models[name] = ModelMetrics(self.failures, name)
         return series
 
     def render(self) -> tuple[bytes, str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
 from faillite import __version__
 from faillite.agent.config import AgentConfig
@@ -57,6 +58,9 @@ class AgentRoutes:
 
     def register(self, router: web.UrlDispatcher) -> None:
         get, post = router.add_get, router.add_post
+        # The infer routes first: the router tries the resources under a prefix in order.
+        for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+            post(prefix + "/infer", self.infer)
         get("/v2/health/live", self.live)
         get("/v2/health/ready", self.server_ready)
         get("/v2", self.server_metadata)
@@ -64,7 +68,6 @@ class AgentRoutes:
         for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
             get(prefix, self.model_metadata)
             get(prefix + "/ready", self.model_ready)
-            post(prefix + "/infer", self.infer)
         post("/v2/repository/index", self.repository_index)
         post("/v2/repository/models/{model}/load", self.load)
         post("/v2/repository/models/{model}/unload", self.unload)
@@ -143,11 +146,11 @@ class AgentRoutes:
         except AgentError as exc:
             if self.store.knows(name):  # unknown names would make label sets unbounded
                 series = self.metrics.model(name)
-                series.requests.inc()
+                series.requests += 1
                 series.failed(exc.status)
             raise
         series = self.metrics.model(name)
-        series.requests.inc()
+        series.requests += 1
         started = time.perf_counter()
         try:
             body = await request.read()
@@ -160,12 +163,8 @@ class AgentRoutes:
             raise
         finally:
             self.store.release(replica)
-        series.latency.observe(time.perf_counter() - started)
-        if json_length is None:
-            return web.Response(body=payload, content_type=_JSON)
-        response = web.Response(body=payload, content_type=_BINARY)
-        response.headers[HEADER_LENGTH] = str(json_length)
-        return response
+        series.observe(time.perf_counter() - started)
+        return web.Response(body=payload, headers=_answer_headers(json_length))
 
     # -- repository extension (control) ---------------------------------------------------
 
@@ -251,6 +250,24 @@ class AgentRoutes:
                 "free_bytes": self.store.free_bytes,
             }
         )
+
+
+_JSON_HEADERS = CIMultiDict({"Content-Type": _JSON})
+_BINARY_HEADERS: dict[int, CIMultiDict[str]] = {}  # by JSON header length
+
+
+def _answer_headers(json_length: int | None) -> CIMultiDict[str]:
+    """An infer answer's headers, built once per JSON header length (``web.Response`` copies them)."""
+    if json_length is None:
+        return _JSON_HEADERS
+    headers = _BINARY_HEADERS.get(json_length)
+    if headers is None:
+        if len(_BINARY_HEADERS) >= 1024:
+            _BINARY_HEADERS.clear()
+        headers = _BINARY_HEADERS[json_length] = CIMultiDict(
+            {"Content-Type": _BINARY, HEADER_LENGTH: str(json_length)}
+        )
+    return headers
 
 
 def _header_length(request: web.Request) -> int | None:
