@@ -202,39 +202,89 @@ async def send(
 def encode_infer_request(
     inputs: Mapping[str, np.ndarray], outputs: list[str] | None, binary: bool
 ) -> tuple[bytes, dict[str, str]]:
-    tensors, chunks = [], []
+    if binary:
+        return _encode_binary(inputs, outputs)
+    tensors = []
     finite = True  # JSON tensors with NaN or infinities go out as the standard library writes them
     for name, array in inputs.items():
         array = np.ascontiguousarray(array)
         datatype = _BY_DTYPE.get(array.dtype)
         if datatype is None:
             raise TypeError(f"input {name!r}: unsupported dtype {array.dtype}")
-        tensor: dict[str, Any] = {"name": name, "shape": list(array.shape), "datatype": datatype}
-        if binary:
-            raw = array.tobytes()
-            tensor["parameters"] = {"binary_data_size": len(raw)}
-            chunks.append(raw)
-        else:
-            finite = finite and (array.dtype.kind != "f" or bool(np.isfinite(array).all()))
-            tensor["data"] = array.ravel().tolist()
-        tensors.append(tensor)
+        finite = finite and (array.dtype.kind != "f" or bool(np.isfinite(array).all()))
+        tensors.append(
+            {"name": name, "shape": list(array.shape), "datatype": datatype, "data": array.ravel().tolist()}
+        )
     request: dict[str, Any] = {"inputs": tensors}
-    if outputs is not None or binary:
-        names = outputs if outputs is not None else None
-        if names is not None:
-            request["outputs"] = [{"name": n, "parameters": {"binary_data": binary}} for n in names]
+    if outputs is not None:
+        request["outputs"] = [{"name": n, "parameters": {"binary_data": False}} for n in outputs]
+    header = orjson.dumps(request) if finite else json.dumps(request).encode()  # orjson: NaN -> null
+    return header, {"Content-Type": "application/json"}
+
+
+# Binary requests of one signature (input names, shapes, dtypes; outputs asked for) share their
+# JSON header: it is built once and kept, the way the agent keeps decoding plans (agent.plans).
+_HeaderKey = tuple[tuple[tuple[str, tuple[int, ...], np.dtype], ...], tuple[str, ...] | None]
+_HEADERS: dict[_HeaderKey, tuple[bytes, dict[str, str]]] = {}
+_MAX_CACHED = 256
+
+
+def _encode_binary(
+    inputs: Mapping[str, np.ndarray], outputs: list[str] | None
+) -> tuple[bytes, dict[str, str]]:
+    arrays = [(name, np.ascontiguousarray(array)) for name, array in inputs.items()]
+    key = (tuple((name, a.shape, a.dtype) for name, a in arrays), None if outputs is None else tuple(outputs))
+    cached = _HEADERS.get(key)
+    if cached is None:
+        tensors = []
+        for name, array in arrays:
+            datatype = _BY_DTYPE.get(array.dtype)
+            if datatype is None:
+                raise TypeError(f"input {name!r}: unsupported dtype {array.dtype}")
+            tensors.append(
+                {
+                    "name": name,
+                    "shape": list(array.shape),
+                    "datatype": datatype,
+                    "parameters": {"binary_data_size": array.nbytes},
+                }
+            )
+        request: dict[str, Any] = {"inputs": tensors}
+        if outputs is not None:
+            request["outputs"] = [{"name": n, "parameters": {"binary_data": True}} for n in outputs]
         else:
             request["parameters"] = {"binary_data_output": True}
-    header = orjson.dumps(request) if finite else json.dumps(request).encode()  # orjson: NaN -> null
-    headers = {"Content-Type": "application/octet-stream" if binary else "application/json"}
-    if binary:
-        headers[_HEADER] = str(len(header))
-    return header + b"".join(chunks), headers
+        header = orjson.dumps(request)
+        headers = {"Content-Type": "application/octet-stream", _HEADER: str(len(header))}
+        if len(_HEADERS) >= _MAX_CACHED:
+            _HEADERS.clear()
+        cached = _HEADERS[key] = (header, headers)
+    header, headers = cached
+    return b"".join([header, *(array.tobytes() for _, array in arrays)]), dict(headers)
+
+
+# Answers of one signature repeat their JSON header too: its outputs (name, dtype, shape, byte
+# size) are parsed once per distinct header.
+_Output = tuple[str, np.dtype, list[int], int | None]
+_ANSWERS: dict[bytes, list[_Output]] = {}
 
 
 def decode_infer_response(data: bytes, header_length: str | None) -> dict[str, np.ndarray]:
     split = int(header_length) if header_length else len(data)
-    response = _decode_json(data[:split])
+    if split < len(data):  # binary outputs follow: the header may be one seen before
+        header = data[:split]
+        plan = _ANSWERS.get(header)
+        if plan is not None:
+            return _from_plan(plan, memoryview(data)[split:])
+        response = _decode_json(header)
+        plan = _answer_plan(response)
+        if plan is not None:
+            if len(_ANSWERS) >= _MAX_CACHED:
+                _ANSWERS.clear()
+            _ANSWERS[header] = plan
+            return _from_plan(plan, memoryview(data)[split:])
+    else:
+        response = _decode_json(data[:split])
     binary = memoryview(data)[split:]
     offset = 0
     result: dict[str, np.ndarray] = {}
@@ -249,6 +299,32 @@ def decode_infer_response(data: bytes, header_length: str | None) -> dict[str, n
         else:
             array = np.asarray(out["data"], dtype=dtype)
         result[out["name"]] = array.reshape(out["shape"])
+    return result
+
+
+def _answer_plan(response: Any) -> list[_Output] | None:
+    """The outputs of an all-binary answer header, or None (anything else is decoded in full)."""
+    try:
+        plan = []
+        for out in response["outputs"]:
+            dtype = DATATYPES[out["datatype"]]
+            size = out["parameters"]["binary_data_size"]
+            shape = out["shape"]
+            if not isinstance(size, int) or "data" in out or not all(type(d) is int for d in shape):
+                return None
+            plan.append((out["name"], dtype, shape, size))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return plan
+
+
+def _from_plan(plan: list[_Output], binary: memoryview) -> dict[str, np.ndarray]:
+    result: dict[str, np.ndarray] = {}
+    offset = 0
+    for name, dtype, shape, size in plan:
+        assert size is not None
+        result[name] = np.frombuffer(binary[offset : offset + size], dtype=dtype).reshape(shape).copy()
+        offset += size
     return result
 
 

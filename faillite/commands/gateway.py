@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -91,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s gateway %(message)s"
     )
-    return asyncio.run(_serve(args, table))
+    from faillite import eventloop  # uvloop where installed, as the agent (see faillite.eventloop)
+
+    return eventloop.run(_serve(args, table))
 
 
 async def _serve(args: argparse.Namespace, table: RouteTable | None) -> int:

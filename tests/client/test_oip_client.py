@@ -116,3 +116,30 @@ def test_json_encoding_keeps_nan_and_reads_it_back() -> None:
     answer = b'{"outputs": [{"name": "y", "datatype": "FP32", "shape": [2], "data": [NaN, 2.5]}]}'
     y = decode_infer_response(answer, None)["y"]
     assert np.isnan(y[0]) and y[1] == 2.5
+
+
+def test_binary_header_is_built_once_per_signature_and_bodies_carry_each_requests_bytes() -> None:
+    a, b = np.arange(6, dtype=np.float32).reshape(2, 3), np.ones((2, 3), np.float32)
+    body_a, headers_a = encode_infer_request({"x": a}, ["y"], binary=True)
+    body_b, headers_b = encode_infer_request({"x": b}, ["y"], binary=True)
+    split = int(headers_a["Inference-Header-Content-Length"])
+    assert headers_a == headers_b and headers_a is not headers_b  # each caller gets its own dict
+    assert body_a[:split] == body_b[:split]
+    assert body_a[split:] == a.tobytes() and body_b[split:] == b.tobytes()
+    other, other_headers = encode_infer_request({"x": a[:1]}, None, binary=True)  # another shape
+    assert b'"shape":[1,3]' in other[: int(other_headers["Inference-Header-Content-Length"])]
+    with pytest.raises(TypeError, match="unsupported dtype"):
+        encode_infer_request({"x": np.array(["s"], dtype=object)}, None, binary=True)
+
+
+def test_repeated_binary_answers_decode_alike_and_mixed_ones_in_full() -> None:
+    header = b'{"outputs":[{"name":"y","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}}]}'
+    for values in ([1.0, 2.0], [3.0, 4.0]):  # the second one comes from the cached plan
+        y = decode_infer_response(header + np.array(values, np.float32).tobytes(), str(len(header)))["y"]
+        assert y.tolist() == values and y.flags.writeable
+    mixed = (
+        b'{"outputs":[{"name":"y","datatype":"FP32","shape":[1],"parameters":{"binary_data_size":4}},'
+        b'{"name":"z","datatype":"INT64","shape":[2],"data":[5,6]}]}'
+    )
+    out = decode_infer_response(mixed + np.array([7.0], np.float32).tobytes(), str(len(mixed)))
+    assert out["y"].tolist() == [7.0] and out["z"].tolist() == [5, 6]
