@@ -177,7 +177,7 @@ def document(
         "nodes": scenario.nodes,
         "apps": len(scenario.apps),
         "node_budget_bytes": scenario.budget(runs[0].headroom) if runs else None,
-        "heartbeat_timeout_ms": scenario.heartbeat_timeout_ms,
+        "detector": scenario.detector().describe(),
         "failure_kinds": kinds,
         "failed_nodes": sorted({n for n, _ in failures}),
         "injections_per_policy": [{"node": n, "kind": k} for n, k in failures],

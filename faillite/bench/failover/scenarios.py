@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from faillite.controller.config import make_detector
+from faillite.controller.liveness import Detector
 from faillite.controller.planning import AppSpec, build_families, build_instance
 from faillite.launch.config import ClusterConfig, ControllerSection, NodeConfig, StandinSection
 from faillite.placement import Instance, Node, PlannerParams
@@ -131,9 +132,12 @@ class Scenario:
         families = build_families(p for ps in self.profiles().values() for p in ps)
         budget = self.budget(headroom)
         nodes = [Node(self.node_id(i), budget, 1.0) for i in range(self.nodes)]
-        detector = make_detector(self.heartbeat_interval_ms, self.heartbeat_timeout_ms)
-        params = PlannerParams(detection_ms=detector.quiet_timeout_s() * 1000, switch_ms=5.0)
+        params = PlannerParams(detection_ms=self.detector().quiet_timeout_s() * 1000, switch_ms=5.0)
         return build_instance(self.specs(), nodes, families, params)
+
+    def detector(self) -> Detector:
+        """The controller's failure detector for this scenario (its defaults unless overridden)."""
+        return make_detector(self.heartbeat_interval_ms, self.heartbeat_timeout_ms)
 
     def memory_of(self, family: str, variant: str) -> int:
         return self.variant(family, variant).memory_bytes
