@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING
 
 from faillite.client.hedging import AppHedging
@@ -125,14 +125,7 @@ class Exchange:
         cancelling = task.cancelling()
         outcome: _Answer | Exception | None
         try:
-            outcome = await send(
-                session,
-                "GET" if body is None else "POST",
-                f"{target.url.rstrip('/')}/v2/models/{target.model}{suffix}",
-                body=body,
-                headers={**headers, EPOCH_HEADER: str(target.epoch)},
-                timeout=timeout,
-            )
+            outcome = await self._send(target, suffix, body, headers, timeout)
         except asyncio.CancelledError:
             if scope.reason is None or task.uncancel() > cancelling:  # the caller was cancelled
                 if scope.hedge is not None:
@@ -173,6 +166,26 @@ class Exchange:
             state.stats.hedges_won += 1
         return answer, sent, error or last_error
 
+    def _send(
+        self,
+        target: RouteTarget,
+        suffix: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        timeout: float,
+    ) -> Awaitable[_Answer]:
+        """One exchange with ``target``: on the lean keep-alive pool (``http1``) for plain
+        http:// targets, else on the aiohttp session."""
+        method = "GET" if body is None else "POST"
+        url = f"{target.url.rstrip('/')}/v2/models/{target.model}{suffix}"
+        headers = {**headers, EPOCH_HEADER: str(target.epoch)}
+        pool = self._client._pool
+        if pool.supports(url):
+            return pool.request(method, url, body=body, headers=headers, timeout=timeout)
+        session = self._client._session
+        assert session is not None, "Client.start() not called"
+        return send(session, method, url, body=body, headers=headers, timeout=timeout)
+
     def _hedge(
         self,
         scope: _Scope,
@@ -200,16 +213,7 @@ class Exchange:
         state.stats.hedges_sent += 1
         rank, target = fallback
         log.debug("app %s: hedging %s -> %s", scope.app, scope.target.node, target.node)
-        task = loop.create_task(
-            send(
-                session,
-                "GET" if body is None else "POST",
-                f"{target.url.rstrip('/')}/v2/models/{target.model}{suffix}",
-                body=body,
-                headers={**headers, EPOCH_HEADER: str(target.epoch)},
-                timeout=timeout,
-            )
-        )
+        task = loop.create_task(self._send(target, suffix, body, headers, timeout))
         hedge = scope.hedge = _Hedge(target, rank, task, timeout < full_timeout)
         self._tasks.add(task)  # type: ignore[arg-type]
         task.add_done_callback(functools.partial(self._hedge_done, scope, hedge))
@@ -302,8 +306,12 @@ class Exchange:
         if session is None:
             return
         url = f"{target.url.rstrip('/')}/v2/health/live"
+        pool = self._client._pool
         try:
-            await send(session, "GET", url, timeout=grace)
+            if pool.supports(url):
+                await pool.request("GET", url, timeout=grace)
+            else:
+                await send(session, "GET", url, timeout=grace)
             return  # any answer: alive, only slow
         except OipTimeout:
             failure = Failure.TIMEOUT

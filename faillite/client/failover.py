@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from faillite.client.exchange import Exchange
 from faillite.client.hedging import AppHedging, HedgeConfig, HedgeStats, attempt_timeout
+from faillite.client.http1 import ConnectionPool
 from faillite.client.oip import (
     OipConnectionError,
     OipTimeout,
@@ -96,6 +97,7 @@ class Client:
         self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._session = session
         self._owns_session = session is None
+        self._pool = ConnectionPool()  # the data path to the agents (see faillite.client.http1)
         self._cache = RouteCache(cooldown=failure_cooldown)
         self._changed = asyncio.Event()  # replaced on every applied table: one event per version
         self._watch: RouteWatch | None = None
@@ -172,6 +174,7 @@ class Client:
             await self._watch.stop()
             self._watch = None
         await self._exchange.close()
+        await self._pool.close()
         if self._suspicions is not None:
             await self._suspicions.close()
         if self._owns_session and self._session is not None:

@@ -1,0 +1,330 @@
+"""A lean HTTP/1.1 client for the data path: keep-alive connections to the serving agents.
+
+The failover client and the gateway send every inference request to one of a few agents, the
+same way each time. aiohttp's client spends most of a loopback round trip's CPU on generality
+(request and response objects, cookie jar, tracing, a payload writer, auto headers,
+decompression); this one writes the request line, the headers and the body in one
+``transport.write`` and parses the answer in ``data_received``: the status line, the headers
+(into a ``CIMultiDict``, as aiohttp gives them) and a ``Content-Length``, chunked or
+read-until-close body. Idle connections are kept per ``(host, port)`` and reused.
+
+Failures are those of ``faillite.client.oip.send`` (the callers classify them): ``OipTimeout``
+when no full answer came within ``timeout`` (the connection is then closed: a late answer must
+not be read as the next request's), ``OipConnectionError`` when the server could not be
+reached or closed the connection before the end of its answer. A kept connection that turns out
+to be closed when reused, before any byte of the answer, is replaced by a fresh one once (the
+server closed it while idle: the request never reached it). Only ``http://`` URLs: the caller
+uses aiohttp for anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Mapping
+from typing import cast
+from urllib.parse import urlsplit
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from faillite.client.oip import OipConnectionError, OipTimeout
+
+__all__ = ["ConnectionPool", "HttpProtocolError"]
+
+_Answer = tuple[int, CIMultiDictProxy[str], bytes]
+_MAX_IDLE = 32  # idle connections kept per host
+_MAX_HEAD = 64 * 1024  # status line and headers
+
+
+class HttpProtocolError(Exception):
+    """The server's answer is not HTTP/1.x as this client reads it."""
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection; one request at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.received_any = False
+        self._buffer = bytearray()
+        self._head: tuple[int, CIMultiDict[str]] | None = None
+        self._length: int | None = None  # body bytes expected; None: chunked or until close
+        self._chunked = False
+        self._body = bytearray()
+        self._waiter: asyncio.Future[_Answer] | None = None
+        self.keep_alive = True
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is transport:
+            return
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle wait on small writes
+
+    def data_received(self, data: bytes) -> None:
+        self.received_any = True
+        if self._waiter is None or self._waiter.done():
+            self.keep_alive = False  # bytes nobody asked for: this connection is not reusable
+            return
+        self._buffer += data
+        try:
+            self._parse()
+        except HttpProtocolError as exc:
+            self.keep_alive = False
+            self._waiter.set_exception(exc)
+
+    def eof_received(self) -> bool:
+        self._closed(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed(exc)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> asyncio.Future[_Answer]:
+        assert self.transport is not None
+        self._buffer.clear()
+        self._head, self._length, self._chunked = None, None, False
+        self._body = bytearray()
+        self.received_any = False
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return self._waiter
+
+    def close(self) -> None:
+        self.keep_alive = False
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def _closed(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.keep_alive = False
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self._head is not None and self._length is None and not self._chunked:
+            self._finish(bytes(self._buffer))  # the body was delimited by the close
+            return
+        reason = f"{exc}" if exc else "the server closed the connection before answering in full"
+        waiter.set_exception(ConnectionResetError(reason))
+
+    def _parse(self) -> None:
+        buffer = self._buffer
+        if self._head is None:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > _MAX_HEAD:
+                    raise HttpProtocolError("answer headers too long")
+                return
+            self._head = _parse_head(bytes(buffer[:end]))
+            del buffer[: end + 4]
+            status, headers = self._head
+            if headers.get("Connection", "").lower() == "close":
+                self.keep_alive = False
+            if status in (204, 304) or 100 <= status < 200:
+                self._length = 0
+            elif "chunked" in headers.get("Transfer-Encoding", "").lower():
+                self._chunked = True
+            elif (length := headers.get("Content-Length")) is not None:
+                try:
+                    self._length = int(length)
+                except ValueError as exc:
+                    raise HttpProtocolError(f"bad Content-Length {length!r}") from exc
+            else:
+                self.keep_alive = False  # read until the server closes
+        if self._chunked:
+            self._parse_chunks()
+        elif self._length is not None and len(buffer) >= self._length:
+            if len(buffer) > self._length:
+                self.keep_alive = False
+            self._finish(bytes(buffer[: self._length]))
+
+    def _parse_chunks(self) -> None:
+        buffer = self._buffer
+        while True:
+            line_end = buffer.find(b"\r\n")
+            if line_end < 0:
+                return
+            try:
+                size = int(bytes(buffer[:line_end]).split(b";", 1)[0], 16)
+            except ValueError as exc:
+                raise HttpProtocolError("bad chunk size") from exc
+            if size == 0:  # the last chunk: done once the (empty or not) trailer has ended
+                rest = bytes(buffer[line_end + 2 :])
+                if rest.startswith(b"\r\n") or b"\r\n\r\n" in rest:
+                    self._finish(bytes(self._body))
+                return
+            if len(buffer) < line_end + 2 + size + 2:
+                return
+            start = line_end + 2
+            self._body += buffer[start : start + size]
+            del buffer[: start + size + 2]
+
+    def _finish(self, body: bytes) -> None:
+        assert self._head is not None and self._waiter is not None
+        status, headers = self._head
+        self._waiter.set_result((status, CIMultiDictProxy(headers), body))
+
+
+def _expire(waiter: asyncio.Future[_Answer]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+def _parse_head(head: bytes) -> tuple[int, CIMultiDict[str]]:
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+        raise HttpProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+    try:
+        status = int(parts[1])
+    except ValueError as exc:
+        raise HttpProtocolError(f"bad status in {lines[0][:80]!r}") from exc
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise HttpProtocolError(f"bad header line {line[:80]!r}")
+        headers.add(name.strip(), value.strip())
+    return status, headers
+
+
+class _Target:
+    __slots__ = ("host", "path", "port", "prefix")
+
+    def __init__(self, host: str, port: int, path: str, host_header: str) -> None:
+        self.host, self.port, self.path = host, port, path
+        self.prefix = f" {path} HTTP/1.1\r\nHost: {host_header}\r\n"
+
+
+class ConnectionPool:
+    """Keep-alive connections per host for ``request``; ``close`` them all at the end."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._busy: set[_Connection] = set()
+        self._targets: dict[str, _Target | None] = {}
+
+    def supports(self, url: str) -> bool:
+        return self._target(url) is not None
+
+    def _target(self, url: str) -> _Target | None:
+        try:
+            return self._targets[url]
+        except KeyError:
+            pass
+        target = None
+        parts = urlsplit(url)
+        if parts.scheme == "http" and parts.hostname and not parts.username and not parts.fragment:
+            try:
+                port = parts.port or 80
+            except ValueError:
+                port = None
+            if port is not None:
+                path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                target = _Target(parts.hostname, port, path, parts.netloc)
+        if len(self._targets) >= 1024:
+            self._targets.clear()
+        self._targets[url] = target
+        return target
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float,
+    ) -> _Answer:
+        """One exchange (``supports(url)`` must hold); any status is returned, not raised."""
+        target = self._target(url)
+        if target is None:
+            raise ValueError(f"{url!r} is not a plain http:// URL")
+        head = [method, target.prefix]
+        if headers:
+            for name, value in headers.items():
+                if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                    raise ValueError(f"header {name!r} holds a line break")
+                head.append(f"{name}: {value}\r\n")
+        if body is not None:
+            head.append(f"Content-Length: {len(body)}\r\n\r\n")
+        else:
+            head.append("\r\n")
+        data = "".join(head).encode("latin-1")
+        if body:
+            data += body
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        try:
+            return await self._exchange(loop, target, data, end)
+        except TimeoutError as exc:
+            raise OipTimeout(f"{method} {url}: no answer within {timeout} s") from exc
+        except (OSError, HttpProtocolError) as exc:
+            raise OipConnectionError(f"{method} {url}: {exc}") from exc
+
+    async def _exchange(
+        self, loop: asyncio.AbstractEventLoop, target: _Target, data: bytes, end: float
+    ) -> _Answer:
+        key = (target.host, target.port)
+        idle = self._idle.get(key)
+        while idle:
+            connection = idle.pop()
+            if connection.closed:
+                continue
+            try:
+                return await self._send(loop, key, connection, data, end)
+            except ConnectionResetError:
+                if connection.received_any:
+                    raise
+                # closed while idle, before the request reached it: try a fresh connection
+        async with asyncio.timeout_at(end):  # connecting: rare, asyncio's own timeout is fine
+            transport, connection = await loop.create_connection(_Connection, target.host, target.port)
+        if connection.transport is None:  # uvloop calls connection_made a loop turn later
+            connection.connection_made(transport)
+        return await self._send(loop, key, connection, data, end)
+
+    async def _send(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: tuple[str, int],
+        connection: _Connection,
+        data: bytes,
+        end: float,
+    ) -> _Answer:
+        self._busy.add(connection)
+        done = False
+        waiter = connection.send(data)
+        # The deadline fails the answer's future itself: cheaper than asyncio.timeout's
+        # cancellation of the task, and the connection is closed below either way.
+        timer = loop.call_at(end, _expire, waiter)
+        try:
+            answer = await waiter
+            done = True
+            return answer
+        finally:
+            timer.cancel()
+            self._busy.discard(connection)
+            if done and connection.keep_alive and not connection.closed:
+                idle = self._idle.setdefault(key, [])
+                if len(idle) < _MAX_IDLE:
+                    idle.append(connection)
+                else:
+                    connection.close()
+            else:
+                connection.close()  # cancelled, timed out or failed: a late answer must not be reused
+
+    async def close(self) -> None:
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()
+        for connection in list(self._busy):
+            connection.close()
+        self._busy.clear()
+        await asyncio.sleep(0)  # let the transports run their close callbacks

@@ -1,0 +1,171 @@
+"""The data path's keep-alive HTTP/1.1 client against small real servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from faillite.client.http1 import ConnectionPool
+from faillite.client.oip import OipConnectionError, OipTimeout
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+
+
+class Server:
+    """Counts connections; ``handler(reader, writer, connection_number)`` serves each."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.url = ""
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await self.handler(reader, writer, self.connections)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def read_request(self, reader: asyncio.StreamReader) -> bytes:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        request = head + (await reader.readexactly(length) if length else b"")
+        self.requests.append(request)
+        return request
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[Server]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Handler) -> Server:
+        server = Server(handler)
+        listener = await asyncio.start_server(server._serve, "127.0.0.1", 0)
+        servers.append(listener)
+        server.url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+        return server
+
+    yield start
+    for listener in servers:
+        listener.close()
+
+
+def _answer(body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Test: yes\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+async def test_keeps_the_connection_and_sends_headers_and_body(serve) -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            request = await server.read_request(reader)
+            writer.write(_answer(request.rsplit(b"\r\n\r\n", 1)[1]))
+
+    server = await serve(echo)
+    pool = ConnectionPool()
+    try:
+        for body in (b"one", b"two"):
+            status, headers, answer = await pool.request(
+                "POST", f"{server.url}/v2/x", body=body, headers={"A-Header": "v"}, timeout=5
+            )
+            assert (status, answer, headers["x-test"]) == (200, body, "yes")
+        assert server.connections == 1
+        assert server.requests[0].startswith(b"POST /v2/x HTTP/1.1\r\nHost: 127.0.0.1:")
+        assert b"\r\nA-Header: v\r\nContent-Length: 3\r\n\r\none" in server.requests[0]
+        with pytest.raises(ValueError, match="line break"):
+            await pool.request("GET", server.url, headers={"X": "a\r\nB: c"}, timeout=5)
+    finally:
+        await pool.close()
+
+
+async def test_chunked_answers_and_connection_close(serve) -> None:
+    async def chunked_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n"
+        )
+        await server.read_request(reader)
+        writer.write(_answer(b"last", b"Connection: close\r\n"))
+        await reader.read()
+
+    server = await serve(chunked_then_close)
+    pool = ConnectionPool()
+    try:
+        assert (await pool.request("GET", server.url, timeout=5))[2] == b"abcde"
+        assert (await pool.request("GET", server.url, timeout=5))[2] == b"last"
+        assert (await pool.request("GET", server.url, timeout=5))[2] == b"abcde"  # a new connection
+        assert server.connections == 2
+    finally:
+        await pool.close()
+
+
+async def test_an_idle_connection_the_server_closed_is_replaced(serve) -> None:
+    async def once_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.read_request(reader)
+        writer.write(_answer(b"ok"))  # no Connection: close, but the server closes anyway
+        await writer.drain()
+
+    server = await serve(once_per_connection)
+    pool = ConnectionPool()
+    try:
+        for _ in range(3):
+            assert (await pool.request("GET", server.url, timeout=5))[2] == b"ok"
+        assert server.connections == 3
+    finally:
+        await pool.close()
+
+
+async def test_an_answer_cut_short_is_a_connection_error(serve) -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        await writer.drain()
+
+    server = await serve(cut)
+    pool = ConnectionPool()
+    try:
+        with pytest.raises(OipConnectionError, match=r"^POST http://127\.0\.0\.1:\d+/p: "):
+            await pool.request("POST", f"{server.url}/p", body=b"x", timeout=5)
+    finally:
+        await pool.close()
+
+
+async def test_no_answer_is_a_timeout_and_the_connection_is_not_reused(serve) -> None:
+    async def silent_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        if n == 1:
+            await reader.read()  # never answers the first connection
+            return
+        writer.write(_answer(b"late"))
+        await reader.read()
+
+    server = await serve(silent_first)
+    pool = ConnectionPool()
+    try:
+        with pytest.raises(OipTimeout, match=r"GET http://127\.0\.0\.1:\d+: no answer within 0\.2 s"):
+            await pool.request("GET", server.url, timeout=0.2)
+        assert (await pool.request("GET", server.url, timeout=5))[2] == b"late"
+        assert server.connections == 2
+    finally:
+        await pool.close()
+
+
+async def test_nobody_listening_is_a_connection_error() -> None:
+    listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    listener.close()
+    await listener.wait_closed()
+    pool = ConnectionPool()
+    try:
+        with pytest.raises(OipConnectionError):
+            await pool.request("GET", f"http://127.0.0.1:{port}/v2/health/live", timeout=5)
+        assert not pool.supports("https://example.invalid/") and pool.supports(f"http://127.0.0.1:{port}")
+    finally:
+        await pool.close()
