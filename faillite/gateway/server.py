@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from faillite import __version__
 from faillite.client.failover import Client, ControllerError, RawResponse, Unavailable, UnknownApp
@@ -69,11 +70,13 @@ async def _errors(request: web.Request, handler) -> web.StreamResponse:
 
 
 def _answer(response: RawResponse, body: bytes | None = None) -> web.Response:
-    headers = {name: response.headers[name] for name in _FORWARDED if name in response.headers}
-    headers["Faillite-Node"] = response.target.node
-    headers["Faillite-Model"] = response.target.model
+    source = response.headers
+    headers = CIMultiDict(
+        [(name, source[name]) for name in _FORWARDED if name in source]
+        + [("Faillite-Node", response.target.node), ("Faillite-Model", response.target.model)]
+    )
     if body is not None:  # rewritten: the original length no longer applies
-        headers.pop(_HEADER_LENGTH, None)
+        headers.popall(_HEADER_LENGTH, None)
     return web.Response(status=response.status, body=response.body if body is None else body, headers=headers)
 
 
