@@ -38,10 +38,13 @@ import asyncio
 import contextlib
 import logging
 import math
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -102,9 +105,14 @@ class ControllerLink:
         self.last_sent = time.monotonic()  # when the last beat left
         self.pauses = 0  # times the fence rule held (confirmed or not)
         self._seq = 0
+        self.stall_limit_s = math.inf  # the controller declares a node whose loop stalls longer dead
+        self.loop_seen = time.monotonic()  # the event loop last ran a beat's tick (thread beats)
+        self._must_confirm = False  # set by the beat thread, read by admit before anything else
+        self._thread: _BeatThread | None = None
         self._confirming: asyncio.Future[bool] | None = None
         self._confirm_seq = 0
         self._status: tuple[tuple[str, ...], int] | None = None
+        self._status_due = asyncio.Event()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.connected = asyncio.Event()
@@ -113,8 +121,14 @@ class ControllerLink:
 
     async def admit(self, routed_epoch: str | None) -> None:
         """Raise unless this agent may answer a request routed for ``routed_epoch``."""
-        if self._ws is not None and time.monotonic() - self.last_sent > self.fence_after_s:
-            self._paused()
+        if self._ws is not None:
+            now = time.monotonic()
+            if (
+                self._must_confirm
+                or now - self.last_sent > self.fence_after_s
+                or now - self.loop_seen > self.stall_limit_s
+            ):
+                self._paused()
         if self._confirming is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._confirming), self.settings.hold_s)
@@ -137,9 +151,10 @@ class ControllerLink:
 
     def _paused(self) -> None:
         """No beat left for longer than promised: the controller may have declared us dead."""
+        self._must_confirm = False
         if self._confirming is not None or self._ws is None:
             return
-        gap = time.monotonic() - self.last_sent
+        gap = time.monotonic() - min(self.last_sent, self.loop_seen)
         self.pauses += 1
         log.warning(
             "no heartbeat left for %.0f ms (the controller may declare node %s dead after %.0f ms):"
@@ -217,15 +232,29 @@ class ControllerLink:
             self.last_sent = time.monotonic()
             self._settle(True)
             self.fenced = False
+            self.stall_limit_s = welcome.stall_limit_ms / 1000
+            self.loop_seen = time.monotonic()
             self._ws = ws
             self.connected.set()
-            beats = asyncio.create_task(self._beats(ws, welcome.epoch))
+            if welcome.beat_port is not None:
+                host = urlsplit(s.controller_url).hostname or "127.0.0.1"
+                addr = await asyncio.get_running_loop().getaddrinfo(
+                    host, welcome.beat_port, type=socket.SOCK_DGRAM
+                )
+                self._thread = _BeatThread(self, asyncio.get_running_loop(), addr[0], welcome)
+                self._thread.start()
+                beats = asyncio.create_task(self._statuses(ws, welcome.epoch))
+            else:
+                beats = asyncio.create_task(self._beats(ws, welcome.epoch))
             try:
                 async for msg in ws:
                     if msg.type is aiohttp.WSMsgType.BINARY:
                         self._on_frame(msg.data)
             finally:
                 beats.cancel()
+                if self._thread is not None:
+                    self._thread.stop()
+                    self._thread = None
                 self._ws = None
                 self.fence_after_s = math.inf
                 if ws.close_code == DECLARED_DEAD:
@@ -271,6 +300,25 @@ class ControllerLink:
                 message = NodeStatus(epoch=epoch, loaded=status[0], used_bytes=status[1])
                 await ws.send_str(message.model_dump_json())
 
+    def _tick(self) -> None:
+        """On the loop, once per thread beat: the loop runs; a long stall may have been fatal."""
+        now = time.monotonic()
+        if now - self.loop_seen > self.stall_limit_s:
+            self._paused()
+        self.loop_seen = now
+        self._status_due.set()
+
+    async def _statuses(self, ws: aiohttp.ClientWebSocketResponse, epoch: int) -> None:
+        """With thread beats: send the status when it changed (checked once per beat)."""
+        while not ws.closed:
+            await self._status_due.wait()
+            self._status_due.clear()
+            status = (tuple(self._loaded()), self._used())
+            if status != self._status:
+                self._status = status
+                message = NodeStatus(epoch=epoch, loaded=status[0], used_bytes=status[1])
+                await ws.send_str(message.model_dump_json())
+
     async def _send_beat(
         self, ws: aiohttp.ClientWebSocketResponse, lag_s: float, confirm: bool = False
     ) -> None:
@@ -293,3 +341,58 @@ class ControllerLink:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("controller link task failed", exc_info=task.exception())
+
+
+class _BeatThread(threading.Thread):
+    """Beats from a small thread over UDP, so they never queue behind request handling.
+
+    The thread needs only the GIL (released by the event loop at least every 5 ms), not the
+    event loop. It still proves the loop runs: each beat schedules a tick on the loop, and the
+    beat reports how stale the last tick is as the agent's loop lag (a wedged loop shows up as
+    a growing lag; the controller declares it dead past ``stall_limit_ms``).
+    """
+
+    def __init__(
+        self, link: ControllerLink, loop: asyncio.AbstractEventLoop, addr: Any, welcome: Welcome
+    ) -> None:
+        super().__init__(name=f"beats-{link.settings.node_id}", daemon=True)
+        self.link = link
+        self.loop = loop
+        self.family, _, _, _, self.sockaddr = addr
+        self.epoch = welcome.epoch
+        self.session = welcome.session
+        self.interval_s = welcome.heartbeat_interval_ms / 1000
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        link = self.link
+        with socket.socket(self.family, socket.SOCK_DGRAM) as sock:
+            due = time.monotonic()
+            while True:
+                due += self.interval_s
+                if self._stop.wait(max(due - time.monotonic(), 0.0)):
+                    return
+                now = time.monotonic()
+                if now - due > self.interval_s:  # do not burst to catch up after a pause
+                    due = now
+                if now - link.last_sent > link.fence_after_s:
+                    link._must_confirm = True  # before the beat: admit sees it at once
+                    self._call(link._paused)
+                lag = max(now - link.loop_seen - self.interval_s, now - due, 0.0)
+                self._call(link._tick)
+                link._seq += 1
+                beat = Beat(
+                    link._seq, self.epoch, round(lag * 1000), link.promise_version, False, self.session
+                )
+                link.last_sent = time.monotonic()
+                try:
+                    sock.sendto(beat.pack(), self.sockaddr)
+                except OSError as exc:
+                    log.debug("beat: %s", exc)
+
+    def _call(self, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self.loop.call_soon_threadsafe(callback)

@@ -58,6 +58,9 @@ class Controller:
         self.clock = StallClock()  # the controller's own loop stalls do not count as silence
         self._detect_due: float | None = None
         self._failback_due = False
+        self.sessions: dict[int, str] = {}  # UDP beat session -> node
+        self.beat_port: int | None = None
+        self.beat_transport: Any = None
         self.params = PlannerParams(detection_ms=self.detector.quiet_timeout_s() * 1000, switch_ms=5.0)
         self.store = StateStore(config.state_path)
         self.events = EventLog(self.store)
@@ -85,7 +88,13 @@ class Controller:
 
     # lifecycle
     async def start(self) -> None:
+        from faillite.controller.links import open_beat_socket  # links imports core: break the cycle
+
         self._session = aiohttp.ClientSession()
+        try:
+            await open_beat_socket(self)
+        except OSError as exc:  # agents then beat on their WebSocket
+            log.warning("no UDP beat socket (%s): agents beat on their WebSocket", exc)
         grace = self.config.adopt_grace_ms / 1000 - self.detector.quiet_timeout_s()
         for node in self.cluster.nodes.values():  # from before a restart: give agents time to return
             if node.state in (NodeState.ALIVE, NodeState.SUSPECT, NodeState.REJOINING):
@@ -111,6 +120,8 @@ class Controller:
             await ws.close()
         if self._session is not None:
             await self._session.close()
+        if self.beat_transport is not None:
+            self.beat_transport.close()
         self.store.close()
 
     def wake(self) -> None:

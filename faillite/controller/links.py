@@ -13,6 +13,8 @@ A node declared dead that comes back gets a new epoch (fencing) and rejoins empt
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 import time
 from typing import Any
 
@@ -25,9 +27,41 @@ from faillite.controller.events import EventKind
 from faillite.controller.states import NodeState
 from faillite.wire import Beat, Confirm, NodeStatus, Promise, Register, Welcome, parse_agent_message
 
-__all__ = ["agent_connection", "declare_dead", "on_register", "suspect"]
+__all__ = ["BeatProtocol", "agent_connection", "declare_dead", "on_register", "open_beat_socket", "suspect"]
 
 _REGISTER_TIMEOUT_S = 5.0
+
+log = logging.getLogger("faillite.controller")
+
+
+class BeatProtocol(asyncio.DatagramProtocol):
+    """UDP beats: handled straight from the socket callback (no task, no WebSocket parsing)."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            beat = Beat.unpack(data)
+        except ValueError:
+            return
+        node = self.controller.sessions.get(beat.session)
+        ws = None if node is None else self.controller.connections.get(node)
+        if node is not None and ws is not None:
+            _on_beat(self.controller, node, ws, beat)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("beat socket: %s", exc)
+
+
+async def open_beat_socket(controller: Controller) -> None:
+    """Listen for UDP beats next to the HTTP port (the port travels in each Welcome)."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: BeatProtocol(controller), local_addr=(controller.config.host, 0)
+    )
+    controller.beat_transport = transport
+    controller.beat_port = transport.get_extra_info("sockname")[1]
 
 
 async def agent_connection(controller: Controller, request: web.Request) -> web.WebSocketResponse:
@@ -65,6 +99,8 @@ async def agent_connection(controller: Controller, request: web.Request) -> web.
     finally:
         if controller.connections.get(node) is ws:
             await declare_dead(controller, node, "connection closed", silent_ms=0.0)
+        if controller.sessions.get(welcome.session) == node:
+            del controller.sessions[welcome.session]
     return ws
 
 
@@ -95,6 +131,10 @@ async def on_register(controller: Controller, reg: Register, ws: Any) -> Welcome
     controller.connections[reg.node_id] = ws
     hb = controller.detector.new(epoch, controller.vnow(), frozenset(reg.loaded))
     controller.heartbeats[reg.node_id] = hb
+    for stale in [k for k, n in controller.sessions.items() if n == reg.node_id]:
+        del controller.sessions[stale]
+    session = secrets.randbits(32) or 1
+    controller.sessions[session] = reg.node_id
     controller.events.emit(
         kind, node=reg.node_id, epoch=epoch, url=reg.url, state=state.value, loaded=sorted(reg.loaded)
     )
@@ -104,6 +144,9 @@ async def on_register(controller: Controller, reg: Register, ws: Any) -> Welcome
         epoch=epoch,
         heartbeat_interval_ms=controller.config.heartbeat_interval_ms,
         fence_after_ms=hb.floor() * 1000,
+        beat_port=controller.beat_port,
+        session=session,
+        stall_limit_ms=controller.detector.max_timeout_s * 1000,
     )
 
 

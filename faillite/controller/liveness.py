@@ -221,6 +221,8 @@ class Detector:
     def judge(self, node: str, hb: Heartbeats, now: float) -> Verdict | None:
         silent = now - hb.last_seen
         floor = hb.floor()
+        if hb.lags and hb.lags[-1] > self.max_timeout_s:  # beats flow, but the agent's loop is wedged
+            return Verdict(node, f"event loop stalled for {hb.lags[-1] * 1000:.0f} ms", silent * 1000)
         if silent > max(hb.dead_after, floor):
             return Verdict(
                 node,

@@ -84,7 +84,9 @@ async def test_sigstop_is_detected_by_heartbeat_timeout_and_the_node_is_fenced(c
                 lambda: app_states(cluster)["cold-b"]["state"] == "failed_over", 30, "cold-b to fail over"
             )
             dead = events(cluster, "node_dead")
-            assert dead and dead[-1]["node"] == "n2" and "no heartbeat" in dead[-1]["reason"]
+            # the heartbeat timeout, or a hedging client's suspicion shortening it
+            assert dead and dead[-1]["node"] == "n2"
+            assert any(r in dead[-1]["reason"] for r in ("no heartbeat", "suspected by a client"))
             continued_at = time.monotonic()
             cluster.kill_node("n2", signal.SIGCONT)
             await until(
