@@ -2,10 +2,10 @@
 
 Agent <-> controller (WebSocket ``/v1/agents/connect``):
     agent -> controller: ``Register`` once (JSON), then a binary ``Beat`` every
-    ``heartbeat_interval_ms`` (20 bytes: sequence, epoch, the agent's event-loop lag, the fence
-    promise it applies, a confirm flag, the session), sent by a small thread as a UDP datagram
-    to the Welcome's ``beat_port`` (so beats never queue behind request handling), and a
-    ``NodeStatus`` (JSON) only when what it has loaded or the memory it uses changed.
+    ``heartbeat_interval_ms`` (22 bytes: sequence, epoch, the agent's event-loop lag, its box's
+    CPU pressure, the fence promise it applies, a confirm flag, the session), sent by a small
+    thread as a UDP datagram to the Welcome's ``beat_port`` (so beats never queue behind
+    request handling), and a ``NodeStatus`` (JSON) only when what it has loaded or the memory it uses changed.
     controller -> agent: ``Welcome`` (JSON: the epoch the node now serves under, the interval,
     the first fence promise), then binary ``Promise`` (the shortest silence after which the
     controller may declare the node dead: the agent fences itself past it) and ``Confirm``
@@ -87,7 +87,9 @@ class Welcome(_Message):
     stall_limit_ms: float = Field(default=2000.0, gt=0, description="an event loop stalled longer is dead")
 
 
-_BEAT = struct.Struct("<BBHIIII")  # kind, flags, lag ms, seq, epoch, promise version applied, session
+_BEAT = struct.Struct(
+    "<BBBxHIIII"
+)  # kind, flags, CPU pressure %, lag ms, seq, epoch, promise applied, session
 _PROMISE = struct.Struct("<BII")  # kind, version, fence_after microseconds
 _CONFIRM = struct.Struct("<BII")  # kind, seq, epoch
 _KIND_BEAT, _KIND_PROMISE, _KIND_CONFIRM = 1, 2, 3
@@ -105,20 +107,29 @@ class Beat:
     ack: int = 0  # the version of the fence promise the agent applies
     confirm: bool = False  # the agent fenced itself after a pause and asks whether it is still alive
     session: int = 0  # the Welcome's session (UDP beats: which connection this beat belongs to)
+    pressure: int = 0  # % of the last 10 s some task on the agent's box waited for a CPU (Linux PSI)
 
     def pack(self) -> bytes:
         flags = _FLAG_CONFIRM if self.confirm else 0
         lag = min(max(self.lag_ms, 0), _U16)
+        pressure = min(max(self.pressure, 0), 100)
         return _BEAT.pack(
-            _KIND_BEAT, flags, lag, self.seq & _U32, self.epoch & _U32, self.ack & _U32, self.session & _U32
+            _KIND_BEAT,
+            flags,
+            pressure,
+            lag,
+            self.seq & _U32,
+            self.epoch & _U32,
+            self.ack & _U32,
+            self.session & _U32,
         )
 
     @staticmethod
     def unpack(data: bytes) -> Beat:
         if len(data) != _BEAT.size or data[0] != _KIND_BEAT:
             raise ValueError(f"not a beat frame ({len(data)} bytes)")
-        _, flags, lag, seq, epoch, ack, session = _BEAT.unpack(data)
-        return Beat(seq, epoch, lag, ack, bool(flags & _FLAG_CONFIRM), session)
+        _, flags, pressure, lag, seq, epoch, ack, session = _BEAT.unpack(data)
+        return Beat(seq, epoch, lag, ack, bool(flags & _FLAG_CONFIRM), session, pressure)
 
 
 @dataclass(frozen=True, slots=True)

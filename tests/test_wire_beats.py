@@ -7,10 +7,10 @@ import pytest
 from faillite.wire import Beat, Confirm, Promise, parse_control_frame
 
 
-def test_a_beat_is_twenty_bytes_and_round_trips() -> None:
-    beat = Beat(seq=7, epoch=3, lag_ms=12, ack=2, confirm=True, session=0xDEADBEEF)
+def test_a_beat_is_twenty_two_bytes_and_round_trips() -> None:
+    beat = Beat(seq=7, epoch=3, lag_ms=12, ack=2, confirm=True, session=0xDEADBEEF, pressure=63)
     frame = beat.pack()
-    assert len(frame) == 20
+    assert len(frame) == 22
     assert Beat.unpack(frame) == beat
 
 

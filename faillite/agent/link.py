@@ -43,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -371,6 +372,7 @@ class _BeatThread(threading.Thread):
         link = self.link
         with socket.socket(self.family, socket.SOCK_DGRAM) as sock:
             due = time.monotonic()
+            pressure, pressure_due = 0, due
             while True:
                 due += self.interval_s
                 if self._stop.wait(max(due - time.monotonic(), 0.0)):
@@ -382,10 +384,18 @@ class _BeatThread(threading.Thread):
                     link._must_confirm = True  # before the beat: admit sees it at once
                     self._call(link._paused)
                 lag = max(now - link.loop_seen - self.interval_s, now - due, 0.0)
+                if now >= pressure_due:
+                    pressure, pressure_due = cpu_pressure(), now + 1.0
                 self._call(link._tick)
                 link._seq += 1
                 beat = Beat(
-                    link._seq, self.epoch, round(lag * 1000), link.promise_version, False, self.session
+                    link._seq,
+                    self.epoch,
+                    round(lag * 1000),
+                    link.promise_version,
+                    False,
+                    self.session,
+                    pressure,
                 )
                 link.last_sent = time.monotonic()
                 try:
@@ -396,3 +406,15 @@ class _BeatThread(threading.Thread):
     def _call(self, callback: Callable[[], None]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closing
             self.loop.call_soon_threadsafe(callback)
+
+
+_PSI = Path("/proc/pressure/cpu")
+
+
+def cpu_pressure() -> int:
+    """Linux PSI: % of the last 10 s some runnable task waited for a CPU (0 where unavailable)."""
+    try:
+        first = _PSI.read_text().split("\n", 1)[0]  # "some avg10=12.34 avg60=... total=..."
+        return round(float(first.split()[1].split("=")[1]))
+    except (OSError, IndexError, ValueError):
+        return 0

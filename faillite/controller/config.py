@@ -20,6 +20,7 @@ def make_detector(
     acceptable_pause_ms: float = 30.0,
     min_std_ms: float = 5.0,
     max_timeout_ms: float = 2000.0,
+    pressure_pause_ms: float = 400.0,
 ) -> Detector:
     """The failure detector these settings give (the controller's, and the planner's estimate)."""
     return Detector(
@@ -30,6 +31,7 @@ def make_detector(
         min_std_s=min_std_ms / 1000,
         max_timeout_s=max(max_timeout_ms, heartbeat_timeout_ms or 0.0) / 1000,
         min_timeout_s=(heartbeat_timeout_ms or 0.0) / 1000,
+        pressure_pause_s=pressure_pause_ms / 1000,
     )
 
 
@@ -54,6 +56,9 @@ class ControllerConfig(BaseModel):
     acceptable_pause_ms: float = Field(default=30.0, ge=0, description="silence always tolerated on top")
     min_std_ms: float = Field(default=5.0, gt=0, description="floor on a node's inter-arrival spread")
     max_timeout_ms: float = Field(default=2000.0, gt=0, description="ceiling of the adaptive timeout")
+    pressure_pause_ms: float = Field(
+        default=400.0, ge=0, description="extra pause at 100 % CPU pressure on the agent's box"
+    )
     adopt_grace_ms: float = Field(
         default=3000.0, gt=0, description="after a restart, time for agents to return"
     )
@@ -78,4 +83,5 @@ class ControllerConfig(BaseModel):
             acceptable_pause_ms=self.acceptable_pause_ms,
             min_std_ms=self.min_std_ms,
             max_timeout_ms=self.max_timeout_ms,
+            pressure_pause_ms=self.pressure_pause_ms,
         )

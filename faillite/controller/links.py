@@ -154,7 +154,7 @@ def _on_beat(controller: Controller, node: str, ws: Any, beat: Beat) -> None:
     hb = controller.heartbeats.get(node)
     if hb is None or beat.epoch != hb.epoch:
         return
-    controller.detector.arrival(hb, controller.vnow(), beat.lag_ms / 1000, beat.ack)
+    controller.detector.arrival(hb, controller.vnow(), beat.lag_ms / 1000, beat.ack, beat.pressure / 100)
     if beat.confirm:  # the agent paused past its promise; it is alive as far as we know
         controller.events.emit(EventKind.NODE_PAUSED, node=node, epoch=hb.epoch, lag_ms=beat.lag_ms)
         controller.spawn(_send_frame(ws, Confirm(beat.seq, beat.epoch).pack()))

@@ -10,7 +10,10 @@ distribution fitted to that history,
 
 where ``z(phi)`` is the normal quantile with tail probability ``10**-phi`` and ``agent_lag``
 is the largest event-loop lag the agent itself reported in its recent beats (a starved agent
-says so). It is never below the largest gap already seen in the history plus the acceptable
+says so). The acceptable pause grows with the CPU pressure the agent reports for its box
+(Linux PSI "some avg10": the share of time a runnable task waited for a CPU): on a saturated
+box any process may be descheduled for a while, even one whose beats were regular so far.
+The timeout is never below the largest gap already seen in the history plus the acceptable
 pause (a node that stalled that long and came back is not dead), nor above ``max_timeout_s``.
 On a quiet machine the history is regular and the timeout sits near its floor (about twice
 the interval); on a saturated one the history is jittered and the timeout widens by itself.
@@ -59,6 +62,7 @@ class Heartbeats:
     lags: deque[float] = field(default_factory=deque)
     longest: float = 0.0  # the longest interval in the history
     lag: float = 0.0  # the largest lag in ``lags``
+    pressure: float = 0.0  # the agent's box: share of time a task waited for a CPU (last 10 s)
     total: float = 0.0  # sum of intervals
     total_sq: float = 0.0  # sum of squared intervals
     dead_after: float = math.inf  # silences beyond these are verdicts (recomputed per beat)
@@ -114,6 +118,7 @@ class Detector:
     history: int = 200  # inter-arrival samples kept per node (12 s at 60 ms)
     lag_history: int = 20  # recent agent-reported lags considered
     warmup: int = 30  # beats before the history alone sets the spread (a wider prior until then)
+    pressure_pause_s: float = 0.4  # extra pause at 100 % CPU pressure on the agent's box (linear)
 
     def describe(self) -> dict[str, float]:
         """The parameters, by name, in milliseconds where they are times (for reports)."""
@@ -127,6 +132,7 @@ class Detector:
             "min_timeout_ms": self.min_timeout_s * 1000,
             "history": self.history,
             "warmup": self.warmup,
+            "pressure_pause_ms": self.pressure_pause_s * 1000,
             "quiet_timeout_ms": round(self.quiet_timeout_s() * 1000, 1),
         }
 
@@ -144,6 +150,7 @@ class Detector:
         floor = self.min_std_s
         if n < self.warmup:
             floor = max(floor, self.interval_s / 2 * (1 - n / self.warmup))
+        pause += self.pressure_pause_s * hb.pressure  # a saturated box may starve any process
         t = mean + pause + _z(phi) * max(std, floor) + hb.lag
         return min(max(t, longest + pause), self.max_timeout_s)
 
@@ -170,8 +177,12 @@ class Detector:
         return min(hb.suspect_after, hb.dead_after)
 
     # inputs
-    def arrival(self, hb: Heartbeats, now: float, lag_s: float = 0.0, acked: int | None = None) -> None:
-        """A heartbeat arrived at ``now``; the agent reports its loop lag and its applied promise."""
+    def arrival(
+        self, hb: Heartbeats, now: float, lag_s: float = 0.0, acked: int | None = None, pressure: float = 0.0
+    ) -> None:
+        """A heartbeat arrived at ``now``; the agent reports its loop lag, its applied promise and
+        its box's CPU pressure (0-1)."""
+        hb.pressure = pressure
         gap = now - hb.last_seen
         if gap > 0:
             hb.intervals.append(gap)

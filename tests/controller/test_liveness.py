@@ -199,3 +199,12 @@ def test_on_the_recorded_quiet_history_a_hang_is_declared_within_150_ms() -> Non
     arrivals = [10.0 + t for t in RECORDED["quiet"]["arrivals"]]
     hb, _ = replay(arrivals, RECORDED["quiet"]["lags"])
     assert hb.dead_after < 0.15
+
+
+def test_cpu_pressure_on_the_agents_box_widens_the_timeout_of_a_regular_node() -> None:
+    quiet = regular()
+    calm, _ = replay(quiet)
+    hb, _ = replay(quiet)
+    DETECTOR.arrival(hb, quiet[-1] + INTERVAL, pressure=0.6)  # the box is saturated: 60 % PSI
+    assert hb.dead_after > calm.dead_after + 0.6 * DETECTOR.pressure_pause_s - 0.005
+    assert DETECTOR.judge("n", hb, hb.last_seen + 0.2) is None  # a 200 ms stall is tolerated
