@@ -52,6 +52,10 @@ def test_quick_benchmark_reports_every_mode() -> None:
     names = {c["name"] for c in report["checks"]}
     assert "agent binary infer over health" in names and "agent JSON infer over health" in names
     assert ("tritonclient binary: agent / Triton" in names) == ("triton" not in skipped)
+    hop = next(c for c in report["checks"] if c["name"].startswith("gateway hop"))
+    p50 = {mode: row["p50_ms"] for mode, row in latency.items()}
+    expected_hop = p50["gateway-binary"] - p50["agent-binary"] - p50["health"]
+    assert hop["value"] == pytest.approx(expected_hop, abs=1e-3)
     assert report["event_loop"] in ("uvloop", "asyncio")
     assert set(report["load"]) == {"before", "after"}
 

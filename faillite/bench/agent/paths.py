@@ -196,7 +196,13 @@ async def measure_latency(
             infer = f"{setup.gateway_url}/v2/models/{APP}/infer"
             probes += [
                 http_probe(
-                    "gateway-health", http, "GET", f"{setup.gateway_url}/v2/health/live", None, "health"
+                    "gateway-health",
+                    http,
+                    "GET",
+                    f"{setup.gateway_url}/v2/health/live",
+                    None,
+                    "health",
+                    "GET /v2/health/live of the gateway, aiohttp",
                 ),
                 http_probe(
                     "gateway-binary", http, "POST", infer, bbody, "agent-binary", "infer via the gateway"

@@ -9,11 +9,15 @@ from typing import Any
 
 __all__ = ["checks", "loadavg", "print_report"]
 
-# (name, mode, reference mode, how: "minus" (p50 difference, ms) or "ratio", target, what)
+# (name, mode, reference mode, how, target). how: "minus" (p50 difference, ms), "ratio", or
+# "hop" (p50 difference less the health round trip: what a forwarding hop adds beyond one more
+# loopback round trip).
 _CHECKS = (
     ("agent binary infer over health", "agent-binary", "health", "minus", 0.15),
     ("agent JSON infer over health", "agent-json", "health", "minus", 0.15),
     ("client library over a raw post of the same bytes", "client-raw", "agent-binary", "minus", 0.1),
+    ("Client.infer (numpy in and out) over a raw post", "client", "agent-binary", "minus", 0.1),
+    ("gateway hop over a direct post, less a health trip", "gateway-binary", "agent-binary", "hop", 0.1),
     ("tritonclient binary: agent / Triton", "tc-agent-binary", "tc-triton-binary", "ratio", 1.0),
     ("tritonclient JSON: agent / Triton", "tc-agent-json", "tc-triton-json", "ratio", 1.0),
 )
@@ -31,9 +35,12 @@ def checks(latency: list[dict[str, Any]]) -> list[dict[str, Any]]:
     p50 = {row["mode"]: row["p50_ms"] for row in latency}
     out = []
     for name, mode, reference, how, target in _CHECKS:
-        if mode not in p50 or reference not in p50:
+        if mode not in p50 or reference not in p50 or (how == "hop" and "health" not in p50):
             continue
-        value = p50[mode] - p50[reference] if how == "minus" else p50[mode] / p50[reference]
+        if how == "ratio":
+            value = p50[mode] / p50[reference]
+        else:
+            value = p50[mode] - p50[reference] - (p50["health"] if how == "hop" else 0.0)
         unit = "ms" if how == "minus" else "x"
         out.append(
             {"name": name, "value": round(value, 4), "target": target, "unit": unit, "ok": value <= target}
