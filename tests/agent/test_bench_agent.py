@@ -73,3 +73,20 @@ def test_triton_row_is_skipped_with_a_reason_when_not_wanted() -> None:
     assert "skipped gateway: --no-gateway" in done.stdout
     assert "tc-triton" not in done.stdout and "gateway-binary" not in done.stdout
     assert "issue 9 targets" in done.stdout
+
+
+def test_checks_measure_each_target_in_its_unit() -> None:
+    from faillite.bench.agent.report import checks
+
+    rows = [
+        {"mode": "health", "p50_ms": 0.2},
+        {"mode": "agent-binary", "p50_ms": 0.3},
+        {"mode": "gateway-binary", "p50_ms": 0.65},
+        {"mode": "tc-agent-binary", "p50_ms": 0.3},
+        {"mode": "tc-triton-binary", "p50_ms": 0.6},
+    ]
+    got = {c["name"]: (c["value"], c["unit"], c["ok"]) for c in checks(rows)}
+    assert got["agent binary infer over health"] == (0.1, "ms", True)
+    assert got["gateway hop over a direct post, less a health trip"] == (0.15, "ms", False)
+    assert got["tritonclient binary: agent / Triton"] == (0.5, "x", True)
+    assert "agent JSON infer over health" not in got  # its mode did not run

@@ -41,7 +41,7 @@ def checks(latency: list[dict[str, Any]]) -> list[dict[str, Any]]:
             value = p50[mode] / p50[reference]
         else:
             value = p50[mode] - p50[reference] - (p50["health"] if how == "hop" else 0.0)
-        unit = "ms" if how == "minus" else "x"
+        unit = "x" if how == "ratio" else "ms"
         out.append(
             {"name": name, "value": round(value, 4), "target": target, "unit": unit, "ok": value <= target}
         )
