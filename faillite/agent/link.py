@@ -1,11 +1,15 @@
 """The agent's side of its persistent connection to the controller, and self-fencing.
 
-The agent registers over a WebSocket, learns the epoch it serves under, and sends a 16-byte
-binary beat every ``heartbeat_interval_ms`` (60 ms by default) from its event loop. Each beat
-carries how late the agent's own loop woke up for it (its event-loop lag: a starved agent
-says so, and the controller's detector widens its timeout) and the fence promise it applies.
-What the agent has loaded and the memory it uses travel in a JSON status message only when
-they change. The agent has no other timer: an idle agent wakes about 17 times a second.
+The agent registers over a WebSocket and learns the epoch it serves under, the beat interval
+(60 ms by default) and a UDP port. A small thread then sends a 22-byte binary beat per interval
+as a UDP datagram (``_BeatThread``), so a beat never queues behind request handling on the
+event loop; it needs only the GIL. Each beat carries how stale the event loop is (the thread
+schedules a tick on the loop each beat: a busy or wedged loop shows as lag, and the controller
+widens its timeout, or declares a loop stalled past ``stall_limit_ms`` dead), the CPU pressure
+of the agent's box (Linux PSI, read once a second) and the fence promise it applies. What the
+agent has loaded and the memory it uses travel in a JSON status message on the WebSocket only
+when they change. Without a UDP port in the Welcome, the beats go on the WebSocket from the
+event loop instead.
 
 Self-fencing, consistent with the controller's adaptive detector:
 
@@ -17,8 +21,10 @@ Self-fencing, consistent with the controller's adaptive detector:
 - The silence the controller measures is never longer than the time since the agent last
   sent a beat (a beat arrives after it left). So the rule "no beat has left for longer than
   ``fence_after``" holds whenever the controller could have declared the node dead. The agent
-  checks it before admitting each request and at each beat: a stopped or starved agent sees it
-  at once when it runs again, before it answers anything.
+  checks it before admitting each request and at each beat (the thread raises a flag before
+  its next beat leaves, so admission sees it first): a stopped or starved agent sees it at
+  once when it runs again, before it answers anything. The same holds for a loop stalled
+  longer than ``stall_limit_ms``.
 - When it holds, the agent does not know whether it was declared dead, so it holds requests
   (up to ``hold_s``, then 503) and sends a beat asking for confirmation. If the controller still
   counts it alive under its epoch, it answers ``Confirm`` and the agent serves on: a pause the
