@@ -119,6 +119,7 @@ class Detector:
     lag_history: int = 20  # recent agent-reported lags considered
     warmup: int = 30  # beats before the history alone sets the spread (a wider prior until then)
     pressure_pause_s: float = 0.4  # extra pause at 100 % CPU pressure on the agent's box (linear)
+    quiet_pressure: float = 0.1  # CPU pressure up to this is a quiet box (no extra pause)
 
     def describe(self) -> dict[str, float]:
         """The parameters, by name, in milliseconds where they are times (for reports)."""
@@ -133,6 +134,7 @@ class Detector:
             "history": self.history,
             "warmup": self.warmup,
             "pressure_pause_ms": self.pressure_pause_s * 1000,
+            "quiet_pressure": self.quiet_pressure,
             "quiet_timeout_ms": round(self.quiet_timeout_s() * 1000, 1),
         }
 
@@ -150,7 +152,10 @@ class Detector:
         floor = self.min_std_s
         if n < self.warmup:
             floor = max(floor, self.interval_s / 2 * (1 - n / self.warmup))
-        pause += self.pressure_pause_s * hb.pressure  # a saturated box may starve any process
+        # A saturated box may starve any process: widen with the pressure beyond a quiet level.
+        pause += (
+            self.pressure_pause_s * max(hb.pressure - self.quiet_pressure, 0.0) / (1 - self.quiet_pressure)
+        )
         t = mean + pause + _z(phi) * max(std, floor) + hb.lag
         return min(max(t, longest + pause), self.max_timeout_s)
 
