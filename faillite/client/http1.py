@@ -4,17 +4,18 @@ The failover client and the gateway send every inference request to one of a few
 same way each time. aiohttp's client spends most of a loopback round trip's CPU on generality
 (request and response objects, cookie jar, tracing, a payload writer, auto headers,
 decompression); this one writes the request line, the headers and the body in one
-``transport.write`` and parses the answer in ``data_received``: the status line, the headers
-(into a ``CIMultiDict``, as aiohttp gives them) and a ``Content-Length``, chunked or
-read-until-close body. Idle connections are kept per ``(host, port)`` and reused.
+``transport.write`` and feeds the answer to httptools' response parser (llhttp, the parser
+uvicorn uses: the HTTP grammar is a well-kept library's, not ours), which delimits the body by
+``Content-Length``, chunked encoding or the connection's close. Idle connections are kept per
+``(host, port)`` and reused.
 
 Failures are those of ``faillite.client.oip.send`` (the callers classify them): ``OipTimeout``
 when no full answer came within ``timeout`` (the connection is then closed: a late answer must
 not be read as the next request's), ``OipConnectionError`` when the server could not be
-reached or closed the connection before the end of its answer. A kept connection that turns out
-to be closed when reused, before any byte of the answer, is replaced by a fresh one once (the
-server closed it while idle: the request never reached it). Only ``http://`` URLs: the caller
-uses aiohttp for anything else.
+reached, answered with something that is not HTTP/1.x, or closed the connection before the end
+of its answer. A kept connection that turns out to be closed when reused, before any byte of the
+answer, is replaced by a fresh one once (the server closed it while idle: the request never
+reached it). Only ``http://`` URLs: the caller uses aiohttp for anything else.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
+import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from faillite.client.oip import OipConnectionError, OipTimeout
@@ -41,19 +43,20 @@ class HttpProtocolError(Exception):
 
 
 class _Connection(asyncio.Protocol):
-    """One TCP connection; one request at a time."""
+    """One TCP connection; one request at a time. The methods named ``on_*`` are httptools'
+    parser callbacks."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.received_any = False
-        self._buffer = bytearray()
-        self._head: tuple[int, CIMultiDict[str]] | None = None
-        self._length: int | None = None  # body bytes expected; None: chunked or until close
-        self._chunked = False
-        self._body = bytearray()
-        self._waiter: asyncio.Future[_Answer] | None = None
         self.keep_alive = True
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: CIMultiDict[str] = CIMultiDict()
+        self._head_bytes = 0
+        self._head_done = False
+        self._body: list[bytes] = []
+        self._waiter: asyncio.Future[_Answer] | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -67,15 +70,16 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received_any = True
-        if self._waiter is None or self._waiter.done():
+        waiter = self._waiter
+        if waiter is None or waiter.done():
             self.keep_alive = False  # bytes nobody asked for: this connection is not reusable
             return
-        self._buffer += data
         try:
-            self._parse()
-        except HttpProtocolError as exc:
+            self._parser.feed_data(data)
+        except (httptools.HttpParserError, HttpProtocolError) as exc:
             self.keep_alive = False
-            self._waiter.set_exception(exc)
+            if not waiter.done():
+                waiter.set_exception(HttpProtocolError(f"malformed answer: {exc}"))
 
     def eof_received(self) -> bool:
         self._closed(None)
@@ -84,13 +88,40 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed(exc)
 
+    # -- httptools callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._waiter is None:  # a second answer to one request: not a connection to reuse
+            self.keep_alive = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > _MAX_HEAD:
+            raise HttpProtocolError("answer headers too long")
+        self._headers.add(name.decode("latin-1"), value.decode("latin-1"))
+
+    def on_headers_complete(self) -> None:
+        self._head_done = True
+        if not self._parser.should_keep_alive():
+            self.keep_alive = False
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            status = self._parser.get_status_code()
+            waiter.set_result((status, CIMultiDictProxy(self._headers), b"".join(self._body)))
+        self._waiter = None  # anything after the answer is unasked for
+        self._headers, self._body = CIMultiDict(), []
+
     # -- requests ----------------------------------------------------------------------------
 
     def send(self, data: bytes) -> asyncio.Future[_Answer]:
         assert self.transport is not None
-        self._buffer.clear()
-        self._head, self._length, self._chunked = None, None, False
-        self._body = bytearray()
+        self._headers = CIMultiDict()
+        self._head_bytes, self._head_done, self._body = 0, False, []
         self.received_any = False
         self._waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
@@ -107,91 +138,24 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self._head is not None and self._length is None and not self._chunked:
-            self._finish(bytes(self._buffer))  # the body was delimited by the close
+        if self._head_done and not self._delimited():
+            # The body was delimited by the close (no Content-Length, not chunked).
+            waiter.set_result(
+                (self._parser.get_status_code(), CIMultiDictProxy(self._headers), b"".join(self._body))
+            )
             return
         reason = f"{exc}" if exc else "the server closed the connection before answering in full"
         waiter.set_exception(ConnectionResetError(reason))
 
-    def _parse(self) -> None:
-        buffer = self._buffer
-        if self._head is None:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > _MAX_HEAD:
-                    raise HttpProtocolError("answer headers too long")
-                return
-            self._head = _parse_head(bytes(buffer[:end]))
-            del buffer[: end + 4]
-            status, headers = self._head
-            if headers.get("Connection", "").lower() == "close":
-                self.keep_alive = False
-            if status in (204, 304) or 100 <= status < 200:
-                self._length = 0
-            elif "chunked" in headers.get("Transfer-Encoding", "").lower():
-                self._chunked = True
-            elif (length := headers.get("Content-Length")) is not None:
-                try:
-                    self._length = int(length)
-                except ValueError as exc:
-                    raise HttpProtocolError(f"bad Content-Length {length!r}") from exc
-            else:
-                self.keep_alive = False  # read until the server closes
-        if self._chunked:
-            self._parse_chunks()
-        elif self._length is not None and len(buffer) >= self._length:
-            if len(buffer) > self._length:
-                self.keep_alive = False
-            self._finish(bytes(buffer[: self._length]))
-
-    def _parse_chunks(self) -> None:
-        buffer = self._buffer
-        while True:
-            line_end = buffer.find(b"\r\n")
-            if line_end < 0:
-                return
-            try:
-                size = int(bytes(buffer[:line_end]).split(b";", 1)[0], 16)
-            except ValueError as exc:
-                raise HttpProtocolError("bad chunk size") from exc
-            if size == 0:  # the last chunk: done once the (empty or not) trailer has ended
-                rest = bytes(buffer[line_end + 2 :])
-                if rest.startswith(b"\r\n") or b"\r\n\r\n" in rest:
-                    self._finish(bytes(self._body))
-                return
-            if len(buffer) < line_end + 2 + size + 2:
-                return
-            start = line_end + 2
-            self._body += buffer[start : start + size]
-            del buffer[: start + size + 2]
-
-    def _finish(self, body: bytes) -> None:
-        assert self._head is not None and self._waiter is not None
-        status, headers = self._head
-        self._waiter.set_result((status, CIMultiDictProxy(headers), body))
+    def _delimited(self) -> bool:
+        return "Content-Length" in self._headers or "chunked" in self._headers.get(
+            "Transfer-Encoding", ""
+        ).lower()
 
 
 def _expire(waiter: asyncio.Future[_Answer]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
-
-
-def _parse_head(head: bytes) -> tuple[int, CIMultiDict[str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-        raise HttpProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-    try:
-        status = int(parts[1])
-    except ValueError as exc:
-        raise HttpProtocolError(f"bad status in {lines[0][:80]!r}") from exc
-    headers: CIMultiDict[str] = CIMultiDict()
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise HttpProtocolError(f"bad header line {line[:80]!r}")
-        headers.add(name.strip(), value.strip())
-    return status, headers
 
 
 class _Target:

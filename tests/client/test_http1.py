@@ -169,3 +169,39 @@ async def test_nobody_listening_is_a_connection_error() -> None:
         assert not pool.supports("https://example.invalid/") and pool.supports(f"http://127.0.0.1:{port}")
     finally:
         await pool.close()
+
+
+async def test_garbage_is_a_connection_error_and_a_close_delimited_body_is_read(serve) -> None:
+    async def odd(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        if n == 1:
+            writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")  # not HTTP at all
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nX-Test: yes\r\n\r\nuntil the close")
+        await writer.drain()
+
+    server = await serve(odd)
+    pool = ConnectionPool()
+    try:
+        with pytest.raises(OipConnectionError, match="malformed answer"):
+            await pool.request("GET", server.url, timeout=5)
+        assert (await pool.request("GET", server.url, timeout=5))[2] == b"until the close"
+    finally:
+        await pool.close()
+
+
+async def test_bytes_after_the_answer_make_the_connection_unreusable(serve) -> None:
+    async def doubled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            await server.read_request(reader)
+            writer.write(_answer(b"one") + _answer(b"two"))  # an answer nobody asked for
+
+    server = await serve(doubled)
+    pool = ConnectionPool()
+    try:
+        status, headers, body = await pool.request("GET", server.url, timeout=5)
+        assert (status, body, headers["x-test"]) == (200, b"one", "yes")
+        assert (await pool.request("GET", server.url, timeout=5))[2] == b"one"
+        assert server.connections == 2  # the first connection was not reused
+    finally:
+        await pool.close()
