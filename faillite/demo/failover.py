@@ -70,7 +70,7 @@ async def _scenario(cluster: LocalCluster, say: Callable[[str], None], steady_s:
 
     victim = max((n.id for n in cluster.config.nodes), key=weight)
     affected = sorted(name for name, a in apps_before.items() if a["node"] == victim)
-    async with Client(cluster.controller_url, token=cluster.config.token, request_timeout=0.5) as client:
+    async with Client(cluster.controller_url, token=cluster.config.token) as client:
         load = LoadGenerator(client, _inputs(cluster), workers=1, deadline=10.0)
         load.start()
         try:

@@ -143,7 +143,7 @@ async def _inject_all(
     observe_s: float,
     steady_s: float,
 ) -> None:
-    async with Client(cluster.controller_url, token=cluster.config.token, request_timeout=0.5) as client:
+    async with Client(cluster.controller_url, token=cluster.config.token) as client:
         load = LoadGenerator(client, _inputs(cluster), workers=1, deadline=10.0)
         load.start()
         try:
