@@ -4,9 +4,9 @@ The agent registers over a WebSocket and learns the epoch it serves under, the b
 (60 ms by default) and a UDP port. A small thread then sends a 22-byte binary beat per interval
 as a UDP datagram (``_BeatThread``), so a beat never queues behind request handling on the
 event loop; it needs only the GIL. Each beat carries how stale the event loop is (the thread
-schedules a tick on the loop each beat: a busy or wedged loop shows as lag, and the controller
+schedules a tick on the loop every 4th beat: a busy or wedged loop shows as lag, and the controller
 widens its timeout, or declares a loop stalled past ``stall_limit_ms`` dead), the CPU pressure
-of the agent's box (Linux PSI, read once a second) and the fence promise it applies. What the
+of the agent's box (Linux PSI, read every 5 s) and the fence promise it applies. What the
 agent has loaded and the memory it uses travel in a JSON status message on the WebSocket only
 when they change. Without a UDP port in the Welcome, the beats go on the WebSocket from the
 event loop instead.
@@ -354,8 +354,8 @@ class _BeatThread(threading.Thread):
     """Beats from a small thread over UDP, so they never queue behind request handling.
 
     The thread needs only the GIL (released by the event loop at least every 5 ms), not the
-    event loop. It still proves the loop runs: each beat schedules a tick on the loop, and the
-    beat reports how stale the last tick is as the agent's loop lag (a wedged loop shows up as
+    event loop. It still proves the loop runs: every 4th beat schedules a tick on the loop, and
+    each beat reports how stale the last tick is as the agent's loop lag (a wedged loop shows up as
     a growing lag; the controller declares it dead past ``stall_limit_ms``).
     """
 
@@ -378,7 +378,7 @@ class _BeatThread(threading.Thread):
         link = self.link
         with socket.socket(self.family, socket.SOCK_DGRAM) as sock:
             due = time.monotonic()
-            pressure, pressure_due = 0, due
+            pressure, pressure_due, ticks = 0, due, 0
             while True:
                 due += self.interval_s
                 if self._stop.wait(max(due - time.monotonic(), 0.0)):
@@ -389,10 +389,12 @@ class _BeatThread(threading.Thread):
                 if now - link.last_sent > link.fence_after_s:
                     link._must_confirm = True  # before the beat: admit sees it at once
                     self._call(link._paused)
-                lag = max(now - link.loop_seen - self.interval_s, now - due, 0.0)
+                lag = max(now - link.loop_seen - _TICK_EVERY * self.interval_s, now - due, 0.0)
                 if now >= pressure_due:
-                    pressure, pressure_due = cpu_pressure(), now + 1.0
-                self._call(link._tick)
+                    pressure, pressure_due = cpu_pressure(), now + _PRESSURE_EVERY_S
+                ticks += 1
+                if ticks % _TICK_EVERY == 0:
+                    self._call(link._tick)
                 link._seq += 1
                 beat = Beat(
                     link._seq,
@@ -415,6 +417,8 @@ class _BeatThread(threading.Thread):
 
 
 _PSI = Path("/proc/pressure/cpu")
+_TICK_EVERY = 4  # beats per tick on the event loop (its staleness, the status check)
+_PRESSURE_EVERY_S = 5.0  # PSI's avg10 is a 10 s average: reading it more often buys nothing
 
 
 def cpu_pressure() -> int:
