@@ -44,7 +44,10 @@ DEFAULT_SLO_MS = 50.0
 @dataclass(frozen=True)
 class HedgeConfig:
     p50_multiple: float = 3.0
-    floor_ms: float = 2.0  # a few scheduling hiccups on a busy 2-core box; below, SLO permitting
+    # Below a killed agent's teardown (4-5 ms here before its sockets reset), so a crash is
+    # hedged before the kernel reports it; p99 keeps jitter out (1 ms vs 2 ms: SIGKILL MTTR
+    # 4.2-5.4 vs 7.0-7.6 ms in one `faillite bench warm --baseline` run).
+    floor_ms: float = 1.0
     slo_fraction: float = 0.5  # hedge by half the SLO: the fallback has the other half to answer
     window: int = 128  # answers per app the percentiles are taken over
     min_samples: int = 16
