@@ -5,58 +5,73 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from faillite.bench.cluster.cpu import (
-    ProcSample,
-    box_utilisation,
-    cpu_share,
-    parse_proc_stat,
-    parse_system_stat,
-)
 from faillite.bench.cluster.harness import code_path
 from faillite.bench.cluster.idle import code_runs
 from faillite.bench.cluster.mttr import Sent, app_outcome, latency_stats, summarize_outcomes, top_errors
 from faillite.bench.cluster.soak import count_events
 from faillite.bench.cluster.warm import _victim
+from faillite.bench.cputime import (
+    ProcSample,
+    box_sample,
+    box_utilisation,
+    cpu_seconds,
+    cpu_share,
+    sample_process,
+    with_children,
+)
 from faillite.cli import main
 from faillite.commands.bench import _BENCHMARKS
 
-# /proc/<pid>/stat of a process whose name holds a space and a ')': utime 250, stime 50
-_STAT = (
-    "4242 (py thon) x) S 1 4242 4242 0 -1 4194304 2872 6530 0 0 250 50 4 1 20 0 3 0 25095 "
-    "16961536 3347 18446744073709551615 1 1 0 0 0 0 0 16781312 2 0 0 0 17 1 0 0 0 0 0"
-)
-
-
-def test_proc_stat_counts_user_and_system_time_after_an_awkward_name() -> None:
-    assert parse_proc_stat(_STAT) == 300
-
 
 def test_cpu_share_is_percent_of_one_core() -> None:
-    before = ProcSample(7, ticks=1000, at=10.0)
-    after = ProcSample(7, ticks=1150, at=12.0)  # 1.5 s of CPU in 2 s
-    assert cpu_share(before, after, hz=100) == pytest.approx(75.0)
-    assert cpu_share(before, ProcSample(7, 1000, 30.0), hz=100) == 0.0
+    before = ProcSample(7, cpu_s=10.0, at=10.0)
+    after = ProcSample(7, cpu_s=11.5, at=12.0)  # 1.5 s of CPU in 2 s
+    assert cpu_share(before, after) == pytest.approx(75.0)
+    assert cpu_share(before, ProcSample(7, 10.0, 30.0)) == 0.0
     with pytest.raises(ValueError):
-        cpu_share(before, ProcSample(8, 1150, 12.0))
+        cpu_share(before, ProcSample(8, 11.5, 12.0))
     with pytest.raises(ValueError):
-        cpu_share(before, ProcSample(7, 1150, 10.0))
+        cpu_share(before, ProcSample(7, 11.5, 10.0))
 
 
-def test_box_utilisation_from_two_proc_stat_samples() -> None:
-    first = parse_system_stat(
-        "cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 50 0 50 350 50 0 0 0 0 0\ncpu1 50 0 50 350 50 0 0 0 0 0\n"
-        "intr 1 2 3\n"
-    )
-    assert (first.busy, first.total, first.cores) == (200, 1000, 2)
-    # +300 busy (user 200, system 100), +100 idle, +100 iowait: 60 % of the box, 1.2 cores
-    second = parse_system_stat("cpu  300 0 200 800 200 0 0 0 0 0\ncpu0 1\ncpu1 1\n")
+def _times(user: float, system: float, idle: float, iowait: float, guest: float = 0.0) -> dict[str, float]:
+    """Per-state seconds as psutil.cpu_times() names them."""
+    return {
+        "user": user, "nice": 0.0, "system": system, "idle": idle, "iowait": iowait, "irq": 0.0,
+        "softirq": 0.0, "steal": 0.0, "guest": guest, "guest_nice": 0.0,
+    }  # fmt: skip
+
+
+def test_box_utilisation_from_two_samples() -> None:
+    first = box_sample(_times(1.0, 1.0, 7.0, 1.0, guest=0.5), cores=2)
+    assert (first.busy, first.total, first.cores) == (2.0, 10.0, 2)  # guest is inside user already
+    # +3 s busy (user 2, system 1), +1 idle, +1 iowait: 60 % of the box, 1.2 cores
+    second = box_sample(_times(3.0, 2.0, 8.0, 2.0), cores=2)
     assert box_utilisation(first, second) == {"percent": 60.0, "cores_busy": 1.2}
     with pytest.raises(ValueError):
-        parse_system_stat("intr 1 2\n")
+        box_utilisation(second, first)
+
+
+def test_process_cpu_readings_are_this_process_and_its_children() -> None:
+    """psutil's reading of a live process grows with work; a gone one is a lookup error."""
+    before = sample_process(os.getpid(), 0.0)
+    sum(i * i for i in range(300_000))
+    assert sample_process(os.getpid(), 1.0).cpu_s > before.cpu_s
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert with_children(os.getpid())[0] == os.getpid()
+        assert child.pid in with_children(os.getpid())
+    finally:
+        child.communicate(b"")
+    with pytest.raises(ProcessLookupError):
+        sample_process(child.pid, 2.0)
+    assert cpu_seconds([child.pid]) == 0.0
 
 
 def _r(app: str, start: float, end: float | None, ok: bool = True, node: str | None = "a") -> Sent:

@@ -7,13 +7,12 @@ frequency changes) reach every mode alike. Each mode is compared with a *baselin
 measured in the same rounds: the difference of the p50s is the cost of what the mode adds
 (the agent's inference over its health round trip, the client library over a raw post of the
 same bytes, the gateway's hop, ...). Beside the wall-clock latency, each block of requests
-is charged the CPU time its server process(es) used (``cpu``: user + system seconds from
-/proc), which stays meaningful when other processes load the machine.
+is charged the CPU time its server process(es) used (``cpu``: user + system seconds, from
+``faillite.bench.cputime``), which stays meaningful when other processes load the machine.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,9 +22,7 @@ import numpy as np
 
 from faillite.bench.agent.bodies import Body
 
-__all__ = ["LatencyResult", "Probe", "http_probe", "measure", "process_cpu", "sync_probe"]
-
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+__all__ = ["LatencyResult", "Probe", "http_probe", "measure", "sync_probe"]
 
 
 @dataclass(frozen=True)
@@ -47,24 +44,6 @@ class LatencyResult:
     over_baseline_ms: float | None  # p50 minus the baseline's p50, same run
     what: str
     server_cpu_us: float | None = None  # the server's CPU time per request (user + system)
-
-
-def process_cpu(pids: Callable[[], Sequence[int]]) -> Callable[[], float]:
-    """CPU seconds (user + system) used so far by the processes ``pids()`` returns (Linux /proc;
-    a process that is gone counts as 0)."""
-
-    def read() -> float:
-        total = 0
-        for pid in pids():
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as stat:
-                    fields = stat.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])
-        return total / _TICK
-
-    return read
 
 
 def http_probe(

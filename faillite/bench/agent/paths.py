@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from faillite.bench.agent.bodies import HEADER_LENGTH, Body, binary_body, decode_answer, json_body
-from faillite.bench.agent.latency import LatencyResult, Probe, http_probe, measure, process_cpu, sync_probe
+from faillite.bench.agent.latency import LatencyResult, Probe, http_probe, measure, sync_probe
 from faillite.bench.agent.servers import Gateway, TritonServer, find_triton, static_routes
+from faillite.bench.cputime import cpu_clock, with_children
 from faillite.launch.process import AgentProcess, LaunchError, ManagedProcess
 
 __all__ = ["APP", "Setup", "measure_latency"]
@@ -109,20 +109,7 @@ class Setup:
             self.skipped["triton"] = str(exc)
             return
         self._running.append(triton)
-        self.pids["triton"] = lambda: _with_children(triton.process.pid)  # the Python stub is a child
-
-
-def _with_children(pid: int) -> list[int]:
-    pids = [pid]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as stat:
-                    if int(stat.read().rsplit(b")", 1)[1].split()[1]) == pid:
-                        pids.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    return pids
+        self.pids["triton"] = lambda: with_children(triton.process.pid)  # the Python stub is a child
 
 
 def _charged(probes: list[Probe], setup: Setup) -> list[Probe]:
@@ -131,7 +118,7 @@ def _charged(probes: list[Probe], setup: Setup) -> list[Probe]:
     for probe in probes:
         server = next((name for prefix, name in _SERVERS if probe.mode.startswith(prefix)), "agent")
         pids = setup.pids.get(server) if server else None
-        out.append(dataclasses.replace(probe, cpu=process_cpu(pids)) if pids else probe)
+        out.append(dataclasses.replace(probe, cpu=cpu_clock(pids)) if pids else probe)
     return out
 
 

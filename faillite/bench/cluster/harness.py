@@ -30,7 +30,7 @@ import aiohttp
 import numpy as np
 
 import faillite
-from faillite.bench.cluster.cpu import (
+from faillite.bench.cputime import (
     BoxSample,
     ProcSample,
     box_utilisation,

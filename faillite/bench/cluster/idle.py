@@ -2,7 +2,7 @@
 
 Starts the N-node cluster ``faillite up`` would (controller, agents, gateway; apps deployed so
 the agents hold their models), sends no requests, waits ``--settle`` seconds, then reads each
-process's CPU time (utime + stime from /proc/<pid>/stat, all threads) at the start and the end
+process's CPU time (user + system, all threads, through psutil) at the start and the end
 of a ``--seconds`` window. A share is % of one core. With ``--baseline DIR`` the same is measured
 for a cluster running the faillite in DIR, rounds interleaved (baseline, current, ...).
 """
@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from faillite.bench.cluster.cpu import cpu_share, sample_process
 from faillite.bench.cluster.harness import (
     BoxMeter,
     Progress,
@@ -29,6 +28,7 @@ from faillite.bench.cluster.harness import (
     cluster_processes,
     running_cluster,
 )
+from faillite.bench.cputime import cpu_share, sample_process
 from faillite.launch.process import LaunchError
 
 __all__ = ["add_parser", "measure_idle", "run"]
