@@ -30,6 +30,7 @@ import aiohttp
 import numpy as np
 
 import faillite
+from faillite.bench.cluster_views import restored
 from faillite.bench.cputime import (
     BoxSample,
     ProcSample,
@@ -134,22 +135,6 @@ def running_cluster(
 def digit_inputs(cluster: LocalCluster) -> dict[str, dict[str, np.ndarray]]:
     x, _ = digits.heldout_split()
     return {a.name: {digits.INPUT_NAME: x[:1]} for a in cluster.config.apps}
-
-
-def restored(cluster: LocalCluster) -> bool:
-    """Deployed as planned (every app on its primary, every warm backup loaded) and no node holds
-    a leftover of the last failover."""
-    if not cluster.deployed():
-        return False
-    wanted: dict[str, set[str]] = {}
-    for a in cluster.apps():
-        wanted.setdefault(a["node"], set()).add(a["variant"])
-        b = a["backup"]
-        if b is not None and b["mode"] == "warm":
-            wanted.setdefault(b["node"], set()).add(b["variant"])
-    return all(
-        set(n["loaded"]) <= wanted.get(n["id"], set()) for n in cluster.nodes() if n["state"] == "alive"
-    )
 
 
 async def until(condition: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from faillite.bench.cluster_views import restored
 from faillite.bench.failover.scenarios import Scenario
 from faillite.bench.load import LoadGenerator
 from faillite.bench.recovery import AppRecovery, recover_reports
@@ -206,26 +207,9 @@ async def _inject(
     if kind != "SIGKILL":
         cluster.kill_node(node, signal.SIGKILL)  # a hung process is ended before its restart
     await asyncio.to_thread(cluster.restart_node, node)
-    if not await _until(lambda: _restored(cluster), 90):
+    if not await _until(lambda: restored(cluster), 90):
         raise LaunchError(f"{run.label}: the cluster did not return to its plan after restarting {node}")
     return Injection(node, kind, apps, round(observe_ms, 1), round((time.monotonic() - restart_at) * 1000, 1))
-
-
-def _restored(cluster: LocalCluster) -> bool:
-    """Deployed as planned, and no node still holds a leftover of the last failover (stepping
-    stones, moved apps' replicas): those would eat the memory the next failure's cold backups
-    were promised."""
-    if not cluster.deployed():
-        return False
-    wanted: dict[str, set[str]] = {}
-    for a in cluster.apps():
-        wanted.setdefault(a["node"], set()).add(a["variant"])
-        b = a["backup"]
-        if b is not None and b["mode"] == "warm":
-            wanted.setdefault(b["node"], set()).add(b["variant"])
-    return all(
-        set(n["loaded"]) <= wanted.get(n["id"], set()) for n in cluster.nodes() if n["state"] == "alive"
-    )
 
 
 def plan_backups(run: PolicyRun, scenario: Scenario) -> tuple[int, int]:
