@@ -14,6 +14,7 @@ import pytest
 from faillite.bench.cluster.harness import code_path
 from faillite.bench.cluster.idle import code_runs
 from faillite.bench.cluster.mttr import Sent, app_outcome, latency_stats, summarize_outcomes, top_errors
+from faillite.bench.cluster.paced import InFlight
 from faillite.bench.cluster.soak import count_events
 from faillite.bench.cluster.warm import _victim
 from faillite.bench.cputime import (
@@ -158,6 +159,24 @@ def test_the_victim_serves_the_most_warm_backed_apps_ties_rotating() -> None:
     assert _victim(apps, ["n1", "n2", "n3"], 0) == "n2"
     apps["d"]["backup"] = warm
     assert [_victim(apps, ["n1", "n2", "n3"], t) for t in range(3)] == ["n1", "n2", "n1"]
+
+
+def test_in_flight_bookkeeping_counts_per_app_and_drains_the_unanswered() -> None:
+    flying = InFlight(["x", "y"])
+    flying.add(1, "x", due=0.0, start=0.5)
+    flying.add(2, "x", due=1.0, start=1.2)
+    flying.add(3, "y", due=0.2, start=0.3)
+    assert (flying.count("x"), flying.oldest("x"), flying.oldest("y")) == (2, 0.5, 0.3)
+    assert flying.pop(1) == ("x", 0.0, 0.5)
+    assert flying.pop(1) is None  # answered twice, or never sent: nothing to pop
+    assert flying.oldest("x") == 1.2
+    assert {(r.app, r.start, r.end, r.ok) for r in flying.unanswered()} == {
+        ("x", 1.2, None, False),
+        ("y", 0.3, None, False),
+    }
+    drained = flying.drain("gone")
+    assert {r.error for r in drained} == {"gone"} and len(drained) == 2
+    assert flying.count("x") == flying.count("y") == 0 and flying.oldest("x") is None
 
 
 def test_errors_group_by_message() -> None:

@@ -31,7 +31,7 @@ import aiohttp
 
 from faillite.bench.cluster.harness import digit_inputs
 from faillite.bench.cluster.mttr import Sent
-from faillite.bench.cluster.paced import PacedLoad, Sender, client_sender, gateway_sender
+from faillite.bench.cluster.paced import LoadBase, PacedLoad, Sender, client_sender, gateway_sender
 from faillite.client.failover import Client
 from faillite.launch.cluster import LocalCluster
 
@@ -43,7 +43,7 @@ _BOOT = (
 )
 
 
-class RemoteLoad:
+class RemoteLoad(LoadBase):
     """``PacedLoad``'s interface (records, skipped, in-flight), the load running in a child."""
 
     def __init__(
@@ -58,17 +58,13 @@ class RemoteLoad:
         log_path: Path,
         max_in_flight: int = 16,
     ) -> None:
-        self.apps = apps
-        self.period_s = period_s
-        self.records: list[Sent] = []
-        self.skipped = 0
+        super().__init__(apps, period_s)
         self._argv = [
             "--apps", ",".join(apps), "--period-s", repr(period_s), "--via", via,
             "--controller", controller_url, "--gateway", gateway_url or "",
             "--deadline-s", repr(deadline_s), "--max-in-flight", str(max_in_flight),
         ]  # fmt: skip
         self.log_path = log_path
-        self._in_flight: dict[str, dict[int, tuple[float, float]]] = {app: {} for app in apps}
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -109,34 +105,20 @@ class RemoteLoad:
         if self._reader is not None:  # the child is gone: read what it wrote to the end
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reader, 30)
-        self.records.extend(self.unanswered())
-        for flying in self._in_flight.values():
-            flying.clear()
-
-    def oldest_in_flight(self, app: str) -> float | None:
-        return min((start for _, start in self._in_flight[app].values()), default=None)
-
-    def unanswered(self) -> list[Sent]:
-        return [
-            Sent(app, due, start, None, False, error="unanswered")
-            for app, flying in self._in_flight.items()
-            for due, start in flying.values()
-        ]
+        self.records.extend(self._in_flight.drain("unanswered"))
 
     async def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        apps_by_seq: dict[int, str] = {}
         async for raw in self._proc.stdout:
             fields = raw.decode().rstrip("\n").split("\t")
             kind = fields[0]
             if kind == "S":
-                seq, app = int(fields[1]), fields[2]
-                apps_by_seq[seq] = app
-                self._in_flight[app][seq] = (float(fields[3]), float(fields[4]))
+                self._in_flight.add(int(fields[1]), fields[2], float(fields[3]), float(fields[4]))
             elif kind == "E":
-                seq = int(fields[1])
-                app = apps_by_seq.pop(seq)
-                due, start = self._in_flight[app].pop(seq)
+                sent = self._in_flight.pop(int(fields[1]))
+                if sent is None:
+                    continue
+                app, due, start = sent
                 ok = fields[2] == "1"
                 self.records.append(
                     Sent(app, due, start, float(fields[3]), ok, fields[4] or None, None if ok else fields[5])

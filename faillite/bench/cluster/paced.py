@@ -27,7 +27,7 @@ from faillite.bench.cluster.mttr import Sent
 from faillite.client.failover import Client
 from faillite.client.oip import encode_infer_request
 
-__all__ = ["PacedLoad", "Sender", "client_sender", "gateway_sender"]
+__all__ = ["InFlight", "LoadBase", "PacedLoad", "Sender", "client_sender", "gateway_sender"]
 
 log = logging.getLogger("faillite.bench")
 
@@ -66,7 +66,77 @@ def gateway_sender(
     return send
 
 
-class PacedLoad:
+class InFlight:
+    """The requests sent and not answered yet: seq -> (app, due, start), counted per app."""
+
+    def __init__(self, apps: list[str]) -> None:
+        self._by_app: dict[str, dict[int, tuple[float, float]]] = {app: {} for app in apps}
+        self._app_of: dict[int, str] = {}
+
+    def add(self, seq: int, app: str, due: float, start: float) -> None:
+        self._by_app[app][seq] = (due, start)
+        self._app_of[seq] = app
+
+    def pop(self, seq: int) -> tuple[str, float, float] | None:
+        """(app, due, start) of an answered request; None if it is not in flight."""
+        app = self._app_of.pop(seq, None)
+        if app is None:
+            return None
+        due, start = self._by_app[app].pop(seq)
+        return app, due, start
+
+    def count(self, app: str) -> int:
+        return len(self._by_app[app])
+
+    def oldest(self, app: str) -> float | None:
+        """When the app's oldest request still in flight was sent (None: none in flight)."""
+        return min((start for _, start in self._by_app[app].values()), default=None)
+
+    def unanswered(self, error: str = "unanswered") -> list[Sent]:
+        """The requests in flight now, as records with no end."""
+        return [
+            Sent(app, due, start, None, False, error=error)
+            for app, flying in self._by_app.items()
+            for due, start in flying.values()
+        ]
+
+    def drain(self, error: str) -> list[Sent]:
+        """``unanswered(error)``, and forget them."""
+        records = self.unanswered(error)
+        for flying in self._by_app.values():
+            flying.clear()
+        self._app_of.clear()
+        return records
+
+
+class LoadBase:
+    """What a paced load shows the benchmark, wherever it runs: its apps and period, the records
+    of answered requests, the count of skipped ones, and the requests in flight."""
+
+    pid: int | None = None  # the process sending (None: this one)
+
+    def __init__(self, apps: list[str], period_s: float) -> None:
+        if period_s <= 0:
+            raise ValueError("period must be positive")
+        self.apps = apps
+        self.period_s = period_s
+        self.records: list[Sent] = []
+        self.skipped = 0
+        self._in_flight = InFlight(apps)
+
+    def in_flight(self, app: str) -> int:
+        return self._in_flight.count(app)
+
+    def oldest_in_flight(self, app: str) -> float | None:
+        """When the app's oldest request still in flight was sent (None: none in flight)."""
+        return self._in_flight.oldest(app)
+
+    def unanswered(self) -> list[Sent]:
+        """The requests in flight now, as records with no end."""
+        return self._in_flight.unanswered()
+
+
+class PacedLoad(LoadBase):
     def __init__(
         self,
         send: Sender,
@@ -77,23 +147,15 @@ class PacedLoad:
         on_send: Callable[[int, str, float, float], None] | None = None,
         on_end: Callable[[int, Sent], None] | None = None,
     ) -> None:
-        if period_s <= 0:
-            raise ValueError("period must be positive")
+        super().__init__(apps, period_s)
         self.send = send
-        self.apps = apps
-        self.period_s = period_s
         self.max_in_flight = max_in_flight
-        self.records: list[Sent] = []
-        self.skipped = 0
-        self._in_flight: dict[str, dict[int, tuple[float, float]]] = {app: {} for app in apps}
         self._pacers: list[asyncio.Task[None]] = []
         self._requests: set[asyncio.Task[None]] = set()
         self._stopped = False
         self._seq = 0
         self._on_send = on_send  # (seq, app, due, start): a request left
         self._on_end = on_end  # (seq, record): its answer or error came
-
-    pid: int | None = None  # the process sending (None: this one); RemoteLoad's is a child
 
     async def begin(self) -> None:
         self.start()
@@ -116,27 +178,7 @@ class PacedLoad:
         for task in list(self._requests):
             task.cancel()
         await asyncio.gather(*self._requests, return_exceptions=True)
-        for app, flying in self._in_flight.items():
-            for due, start in flying.values():
-                self.records.append(
-                    Sent(app, due, start, None, False, error="unanswered when the load stopped")
-                )
-            flying.clear()
-
-    def in_flight(self, app: str) -> int:
-        return len(self._in_flight[app])
-
-    def oldest_in_flight(self, app: str) -> float | None:
-        """When the app's oldest request still in flight was sent (None: none in flight)."""
-        return min((start for _, start in self._in_flight[app].values()), default=None)
-
-    def unanswered(self) -> list[Sent]:
-        """The requests in flight now, as records with no end."""
-        return [
-            Sent(app, due, start, None, False, error="unanswered")
-            for app, flying in self._in_flight.items()
-            for due, start in flying.values()
-        ]
+        self.records.extend(self._in_flight.drain("unanswered when the load stopped"))
 
     async def _pace(self, app: str, first: float) -> None:
         due = first
@@ -144,7 +186,7 @@ class PacedLoad:
             wait = due - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            if len(self._in_flight[app]) >= self.max_in_flight:
+            if self._in_flight.count(app) >= self.max_in_flight:
                 self.skipped += 1
             else:
                 task = asyncio.create_task(self._one(app, due))
@@ -156,7 +198,7 @@ class PacedLoad:
         self._seq += 1
         key = self._seq
         start = time.monotonic()
-        self._in_flight[app][key] = (due, start)
+        self._in_flight.add(key, app, due, start)
         if self._on_send is not None:
             self._on_send(key, app, due, start)
         try:
@@ -169,7 +211,7 @@ class PacedLoad:
             )
         else:
             record = Sent(app, due, start, time.monotonic(), True, node=node)
-        self._in_flight[app].pop(key, None)
+        self._in_flight.pop(key)
         self.records.append(record)
         if self._on_end is not None:
             self._on_end(key, record)
