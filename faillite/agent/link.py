@@ -2,7 +2,7 @@
 
 The agent registers over a WebSocket and learns the epoch it serves under, the beat interval
 (60 ms by default) and a UDP port. A small thread then sends a 22-byte binary beat per interval
-as a UDP datagram (``_BeatThread``), so a beat never queues behind request handling on the
+as a UDP datagram (``faillite.agent.beats``), so a beat never queues behind request handling on the
 event loop; it needs only the GIL. Each beat carries how stale the event loop is (the thread
 schedules a tick on the loop every 4th beat: a busy or wedged loop shows as lag, and the controller
 widens its timeout, or declares a loop stalled past ``stall_limit_ms`` dead), the CPU pressure
@@ -18,13 +18,22 @@ Self-fencing, consistent with the controller's adaptive detector:
   applies after a client's suspicion). It sends a new promise when its estimate moves by more
   than 20 %, and never declares a node dead before a promise the agent may still hold: a
   lower promise counts only once a beat has acknowledged it.
-- The silence the controller measures is never longer than the time since the agent last
-  sent a beat (a beat arrives after it left). So the rule "no beat has left for longer than
-  ``fence_after``" holds whenever the controller could have declared the node dead. The agent
+- As long as the beats the agent sends arrive, the silence the controller measures is never
+  longer than the time since the agent last sent a beat (a beat arrives after it left; the
+  send time is the instant of the fence check, see ``beats.beat_step``). So, for a node that
+  is paused, stopped or starved (not cut off), the rule "no beat has left for longer than
+  ``fence_after``" holds whenever the controller could have declared it dead. The agent
   checks it before admitting each request and at each beat (the thread raises a flag before
   its next beat leaves, so admission sees it first): a stopped or starved agent sees it at
   once when it runs again, before it answers anything. The same holds for a loop stalled
   longer than ``stall_limit_ms``.
+- It does not cover lost beats: UDP datagrams dropped on the way, or a partition that
+  leaves the WebSocket open (no close, no Promise or Confirm getting through) while the agent
+  keeps sending. The controller may then declare the node dead while the agent, whose beats
+  leave on time, serves on until its WebSocket breaks. Requests routed after the failover
+  carry the new epoch and go elsewhere, but a client still holding the old route (cut off
+  with the agent) may get answers from it. Closing this gap needs a lease (the agent fencing
+  itself when the controller's acknowledgements stop); see docs/architecture.md.
 - When it holds, the agent does not know whether it was declared dead, so it holds requests
   (up to ``hold_s``, then 503) and sends a beat asking for confirmation. If the controller still
   counts it alive under its epoch, it answers ``Confirm`` and the agent serves on: a pause the
@@ -45,16 +54,15 @@ import contextlib
 import logging
 import math
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from faillite.agent.beats import BeatThread, beat_step
 from faillite.agent.errors import AgentError
 from faillite.wire import Beat, NodeStatus, Promise, Register, Welcome, parse_control_frame
 
@@ -115,7 +123,7 @@ class ControllerLink:
         self.stall_limit_s = math.inf  # the controller declares a node whose loop stalls longer dead
         self.loop_seen = time.monotonic()  # the event loop last ran a beat's tick (thread beats)
         self._must_confirm = False  # set by the beat thread, read by admit before anything else
-        self._thread: _BeatThread | None = None
+        self._thread: BeatThread | None = None
         self._confirming: asyncio.Future[bool] | None = None
         self._confirm_seq = 0
         self._status: tuple[tuple[str, ...], int] | None = None
@@ -248,7 +256,15 @@ class ControllerLink:
                 addr = await asyncio.get_running_loop().getaddrinfo(
                     host, welcome.beat_port, type=socket.SOCK_DGRAM
                 )
-                self._thread = _BeatThread(self, asyncio.get_running_loop(), addr[0], welcome)
+                self._thread = BeatThread(
+                    self,
+                    asyncio.get_running_loop(),
+                    addr[0],
+                    node_id=s.node_id,
+                    epoch=welcome.epoch,
+                    session=welcome.session,
+                    interval_s=welcome.heartbeat_interval_ms / 1000,
+                )
                 self._thread.start()
                 beats = asyncio.create_task(self._statuses(ws, welcome.epoch))
             else:
@@ -294,13 +310,14 @@ class ControllerLink:
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            now = time.monotonic()
-            lag = now - due
+            t = time.monotonic()
+            lag = t - due
             if lag > self.interval_s:  # do not burst to catch up after a pause
-                due = now
-            if now - self.last_sent > self.fence_after_s:
+                due = t
+            step = beat_step(t, self.last_sent, self.fence_after_s)
+            if step.fence:
                 self._paused()
-            await self._send_beat(ws, lag)
+            await self._send_beat(ws, lag, sent_at=step.last_sent)
             status = (tuple(self._loaded()), self._used())
             if status != self._status:
                 self._status = status
@@ -327,15 +344,23 @@ class ControllerLink:
                 await ws.send_str(message.model_dump_json())
 
     async def _send_beat(
-        self, ws: aiohttp.ClientWebSocketResponse, lag_s: float, confirm: bool = False
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        lag_s: float,
+        confirm: bool = False,
+        sent_at: float | None = None,
     ) -> None:
+        """On the loop only (``_seq`` is the loop's counter; the beat thread has its own)."""
         if ws.closed or self.epoch is None:
             return
         self._seq += 1
         if confirm:
             self._confirm_seq = self._seq
         beat = Beat(self._seq, self.epoch, round(lag_s * 1000), self.promise_version, confirm)
-        self.last_sent = time.monotonic()  # before the send: the controller's silence never exceeds our gap
+        # Before the send, and from the instant the fence check used (``sent_at``): the
+        # controller's silence never exceeds our gap, and a pause after that instant counts
+        # against the next beat.
+        self.last_sent = time.monotonic() if sent_at is None else sent_at
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.send_bytes(beat.pack())
 
@@ -348,83 +373,3 @@ class ControllerLink:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("controller link task failed", exc_info=task.exception())
-
-
-class _BeatThread(threading.Thread):
-    """Beats from a small thread over UDP, so they never queue behind request handling.
-
-    The thread needs only the GIL (released by the event loop at least every 5 ms), not the
-    event loop. It still proves the loop runs: every 4th beat schedules a tick on the loop, and
-    each beat reports how stale the last tick is as the agent's loop lag (a wedged loop shows up as
-    a growing lag; the controller declares it dead past ``stall_limit_ms``).
-    """
-
-    def __init__(
-        self, link: ControllerLink, loop: asyncio.AbstractEventLoop, addr: Any, welcome: Welcome
-    ) -> None:
-        super().__init__(name=f"beats-{link.settings.node_id}", daemon=True)
-        self.link = link
-        self.loop = loop
-        self.family, _, _, _, self.sockaddr = addr
-        self.epoch = welcome.epoch
-        self.session = welcome.session
-        self.interval_s = welcome.heartbeat_interval_ms / 1000
-        self._stop = threading.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        link = self.link
-        with socket.socket(self.family, socket.SOCK_DGRAM) as sock:
-            due = time.monotonic()
-            pressure, pressure_due, ticks = 0, due, 0
-            while True:
-                due += self.interval_s
-                if self._stop.wait(max(due - time.monotonic(), 0.0)):
-                    return
-                now = time.monotonic()
-                if now - due > self.interval_s:  # do not burst to catch up after a pause
-                    due = now
-                if now - link.last_sent > link.fence_after_s:
-                    link._must_confirm = True  # before the beat: admit sees it at once
-                    self._call(link._paused)
-                lag = max(now - link.loop_seen - _TICK_EVERY * self.interval_s, now - due, 0.0)
-                if now >= pressure_due:
-                    pressure, pressure_due = cpu_pressure(), now + _PRESSURE_EVERY_S
-                ticks += 1
-                if ticks % _TICK_EVERY == 0:
-                    self._call(link._tick)
-                link._seq += 1
-                beat = Beat(
-                    link._seq,
-                    self.epoch,
-                    round(lag * 1000),
-                    link.promise_version,
-                    False,
-                    self.session,
-                    pressure,
-                )
-                link.last_sent = time.monotonic()
-                try:
-                    sock.sendto(beat.pack(), self.sockaddr)
-                except OSError as exc:
-                    log.debug("beat: %s", exc)
-
-    def _call(self, callback: Callable[[], None]) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closing
-            self.loop.call_soon_threadsafe(callback)
-
-
-_PSI = Path("/proc/pressure/cpu")
-_TICK_EVERY = 4  # beats per tick on the event loop (its staleness, the status check)
-_PRESSURE_EVERY_S = 5.0  # PSI's avg10 is a 10 s average: reading it more often buys nothing
-
-
-def cpu_pressure() -> int:
-    """Linux PSI: % of the last 10 s some runnable task waited for a CPU (0 where unavailable)."""
-    try:
-        first = _PSI.read_text().split("\n", 1)[0]  # "some avg10=12.34 avg60=... total=..."
-        return round(float(first.split()[1].split("=")[1]))
-    except (OSError, IndexError, ValueError):
-        return 0
