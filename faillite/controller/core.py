@@ -81,6 +81,7 @@ class Controller:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
+        self.task_errors = 0  # background tasks that raised (logged; metric faillite_controller_task_errors)
         self._session: aiohttp.ClientSession | None = None
         self._agents: dict[str, OipClient] = {}
         self.started = time.monotonic()
@@ -88,13 +89,8 @@ class Controller:
 
     # lifecycle
     async def start(self) -> None:
-        from faillite.controller.links import open_beat_socket  # links imports core: break the cycle
-
+        """Start the loops (whoever wires the controller opens its UDP beat socket first)."""
         self._session = aiohttp.ClientSession()
-        try:
-            await open_beat_socket(self)
-        except OSError as exc:  # agents then beat on their WebSocket
-            log.warning("no UDP beat socket (%s): agents beat on their WebSocket", exc)
         grace = self.config.adopt_grace_ms / 1000 - self.detector.quiet_timeout_s()
         for node in self.cluster.nodes.values():  # from before a restart: give agents time to return
             if node.state in (NodeState.ALIVE, NodeState.SUSPECT, NodeState.REJOINING):
@@ -135,8 +131,21 @@ class Controller:
         """Run ``coro`` in the background, keeping a reference until it finishes."""
         task = asyncio.create_task(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A background task ended: log and count its exception (re-raise it in strict mode)."""
+        self._background.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        self.task_errors += 1
+        log.error("controller task %s failed", task.get_name(), exc_info=exc)
+        if self.strict:
+            raise exc
 
     async def _loop(
         self, step: Any, interval_ms: float, wake: bool = False, next_in: Callable[[], float] | None = None

@@ -3,11 +3,15 @@
 A crashed agent's socket closes at once, so a closed connection declares the node dead
 (milliseconds). A hung or partitioned agent keeps its socket but stops beating: the adaptive
 detector (``liveness``) declares it dead once its silence is improbable for that node's own
-beat history, or sooner after a client's suspicion. Each beat is a 16-byte binary frame,
-handled without pydantic; it may carry a request for confirmation (the agent fenced itself
-after a pause), answered at once while the node is still alive, and it acknowledges the fence
-promise the agent applies; a new promise goes out when the detector's estimate moved.
-A node declared dead that comes back gets a new epoch (fencing) and rejoins empty.
+beat history, or sooner after a client's suspicion. Each beat is a 22-byte binary frame
+(a UDP datagram, or a WebSocket frame when the controller has no UDP socket), handled
+without pydantic; it may carry a request for confirmation (the agent fenced itself after a
+pause), answered at once unless judging the node after that beat declares it dead (its own
+reported loop lag may be a verdict), and it acknowledges the fence promise the agent
+applies; a new promise goes out when the detector's estimate moved. The agent's fencing
+covers pauses, not lost beats (dropped datagrams, a partition that leaves the WebSocket
+open): see ``faillite.agent.link`` and docs/architecture.md. A node declared dead that comes
+back gets a new epoch (fencing) and rejoins empty.
 """
 
 from __future__ import annotations
@@ -154,8 +158,13 @@ def _on_beat(controller: Controller, node: str, ws: Any, beat: Beat) -> None:
     hb = controller.heartbeats.get(node)
     if hb is None or beat.epoch != hb.epoch:
         return
-    controller.detector.arrival(hb, controller.vnow(), beat.lag_ms / 1000, beat.ack, beat.pressure / 100)
-    if beat.confirm:  # the agent paused past its promise; it is alive as far as we know
+    now = controller.vnow()
+    controller.detector.arrival(hb, now, beat.lag_ms / 1000, beat.ack, beat.pressure / 100)
+    if beat.confirm:  # the agent paused past its promise: judge it before saying it may serve on
+        verdict = controller.detector.judge(node, hb, now)
+        if verdict is not None:  # e.g. its own loop lag is past the stall limit: not a confirmation
+            controller.spawn(declare_dead(controller, node, verdict.reason, silent_ms=verdict.silent_ms))
+            return
         controller.events.emit(EventKind.NODE_PAUSED, node=node, epoch=hb.epoch, lag_ms=beat.lag_ms)
         controller.spawn(_send_frame(ws, Confirm(beat.seq, beat.epoch).pack()))
     promise = controller.detector.next_promise(hb)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from faillite.controller.core import Controller
@@ -133,6 +133,9 @@ class _StateCollector(Collector):
         for n in sorted(cluster.nodes.values(), key=lambda n: n.id):
             up.add_metric([n.id], 1 if n.state in (NodeState.ALIVE, NodeState.SUSPECT) else 0)
         yield up
+        yield CounterMetricFamily(
+            "faillite_controller_task_errors", "Background tasks that raised", self.c.task_errors
+        )
         yield from self._memory()
         apps = GaugeMetricFamily(
             "faillite_apps", "Apps by state (failed over split into warm and cold)", labels=["state"]

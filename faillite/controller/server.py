@@ -8,6 +8,7 @@ import logging
 from faillite.controller.api import create_app
 from faillite.controller.config import ControllerConfig
 from faillite.controller.core import Controller
+from faillite.controller.links import open_beat_socket
 from faillite.httpserve import ListenError, listening, stop_on_signals
 
 __all__ = ["READY_MESSAGE", "serve"]
@@ -24,6 +25,10 @@ async def serve(config: ControllerConfig, *, stop: asyncio.Event | None = None) 
             async with listening(
                 create_app(controller), config.host, config.port, shutdown_timeout=2.0
             ) as port:
+                try:
+                    await open_beat_socket(controller)
+                except OSError as exc:  # agents then beat on their WebSocket
+                    log.warning("no UDP beat socket (%s): agents beat on their WebSocket", exc)
                 await controller.start()
                 try:
                     log.info(READY_MESSAGE.format(host=config.host, port=port))
