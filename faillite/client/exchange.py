@@ -11,10 +11,11 @@ runs *inline* in the caller's task (no task, no future, no ``asyncio.wait``), in
 - a new table demotes the target, or its node gets marked failed (``Exchange.wake_all``): the
   attempt is abandoned (a hedge still out is then waited for, abandonable the same way).
 
-A primary that lost to a hedge gets a health check, in the background, bounded by the hedge delay
-(at least ``_MIN_PROBE_S``): any HTTP answer says it is alive, just slow; none marks its node
-(as a timeout does), frees every request in flight to it and reports it to the controller, so the
-next requests go straight to the fallback instead of hedging each time.
+A primary that lost to a hedge gets a health check, in the background (one per node at a time:
+the hedges that win while one is out start none), bounded by ``probe_timeout``: any HTTP answer
+says it is alive, just slow; none marks its node (as a timeout does), frees every request in
+flight to it and reports it to the controller, so the next requests go straight to the fallback
+instead of hedging each time.
 
 Connection error, 409/503 (and 502/504), timeout: recorded (``RouteCache.record``) and handed
 back to the send loop (after the hedge, if one is out), which goes on to the next target at once.
@@ -37,14 +38,25 @@ from faillite.wire import EPOCH_HEADER, RouteTarget
 if TYPE_CHECKING:
     from faillite.client.failover import Client
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "probe_timeout"]
 
 log = logging.getLogger("faillite.client")
 
 _Answer = tuple[int, Mapping[str, str], bytes]
 _Settled = tuple[RawResponse | None, str | None]  # the answer to give, or why there is none
 _HEDGE_WON = "a hedge answered first"
-_MIN_PROBE_S = 0.005  # a health check on a loaded box: do not call a node hung faster than this
+# A health check's floor. The check marks the node for every app (for the failure cooldown), so
+# a scheduling hiccup must not reach it: 20 ms is more than one whole CFS scheduling period on a
+# 2-core box (sched_latency = 6 ms x (1 + log2 CPUs) = 12 ms), so a runnable agent on a
+# saturated box still gets the CPU and answers within it, while a stopped one never does.
+_MIN_PROBE_S = 0.020
+_PROBE_DELAYS = 4  # ... and 4 hedge delays: the hedge delay is already >= the app's p99
+
+
+def probe_timeout(hedge_delay: float, attempt_timeout: float) -> float:
+    """Seconds a primary that lost to a hedge has to answer a health check before its node is
+    marked: ``max(4 x hedge delay, 20 ms)``, never longer than an attempt may take."""
+    return min(attempt_timeout, max(_PROBE_DELAYS * hedge_delay, _MIN_PROBE_S))
 
 
 class _Hedge:
@@ -78,6 +90,7 @@ class Exchange:
         self._client = client
         self._scopes: set[_Scope] = set()  # attempts awaited now
         self._tasks: set[asyncio.Task[object]] = set()  # hedges and health checks in flight
+        self._probing: set[str] = set()  # nodes with a health check out
 
     def wake_all(self) -> None:
         """Abandon the attempts whose target a new table demoted or whose node is now marked."""
@@ -149,7 +162,7 @@ class Exchange:
             if scope.reason == _HEDGE_WON and hedge_ is not None and hedge_.settled is not None:
                 state.stats.hedges_won += 1
                 assert hedge_at is not None
-                self._check_loser(app, state, target, max(hedge_at - started, _MIN_PROBE_S))
+                self._check_loser(app, state, target, probe_timeout(hedge_at - started, full_timeout))
                 return hedge_.settled[0], sent, None
             last_error = scope.reason
         else:
@@ -291,13 +304,23 @@ class Exchange:
         return error
 
     def _check_loser(self, app: str, state: AppHedging, target: RouteTarget, grace: float) -> None:
-        """A primary lost to a hedge: a health check within ``grace`` tells slow from hung."""
+        """A primary lost to a hedge: a health check within ``grace`` tells slow from hung (none
+        when one is already out to that node: its answer covers this loss too)."""
+        if target.node in self._probing:
+            return
+        self._probing.add(target.node)
         task = asyncio.get_running_loop().create_task(self._probe(app, state, target, grace))
         self._tasks.add(task)
-        task.add_done_callback(self._probe_done)
+        task.add_done_callback(functools.partial(self._probe_done, target.node))
 
-    def _probe_done(self, task: asyncio.Task[object]) -> None:
+    @property
+    def probing(self) -> frozenset[str]:
+        """The nodes a health check is out to now."""
+        return frozenset(self._probing)
+
+    def _probe_done(self, node: str, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
+        self._probing.discard(node)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("checking a node that lost to a hedge failed", exc_info=exc)
 

@@ -308,7 +308,7 @@ class Client:
                 state = self._apps.get(app) or self._new_app(app)
                 state.stats.requests += 1
                 state.budget.on_request(now)
-            full = self.request_timeout or attempt_timeout(route.slo_ms, self._policy)
+            full = self.attempt_timeout(app)
             timeout = min(full, end - now)
             if timeout <= 0:
                 raise Unavailable(app, (now - started) * 1000, last_error)

@@ -14,8 +14,11 @@ Rules:
 - **Budget.** A token bucket per app: each request deposits ``ratio`` tokens, ``burst`` tokens
   also come back over every ``refill_s`` seconds, the bucket holds at most ``burst`` and a hedge
   spends one. Over any stretch of N requests lasting T seconds an app sends at most
-  ``burst + ratio * N + burst * T / refill_s`` hedges: 5 % more requests under a sustained
-  slowdown, not twice the load, while an isolated hang (a full bucket) is always hedged.
+  ``burst + ratio * N + burst * T / refill_s`` hedges. For an app at r requests/s under a
+  sustained slowdown that is ``ratio + burst / (refill_s * r)`` extra requests: with the defaults
+  5 % + 30 %/r (5.3 % at 100/s, 8 % at 10/s, 35 % at 1/s: the time refill, 0.3 hedges/s, is
+  what keeps a rarely used app's isolated hang hedged, and is never a load), not twice the
+  load, while an isolated hang (a full bucket) is always hedged.
 - **Timeouts from the SLO.** A request's attempt timeout is ``timeout_multiple`` times the app's
   SLO (the hedge, not the timeout, catches hangs quickly, so the timeout can be generous: it only
   bounds a request whose hedge the budget refused); ``DEFAULT_SLO_MS`` when a route has none.

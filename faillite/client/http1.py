@@ -14,8 +14,12 @@ when no full answer came within ``timeout`` (the connection is then closed: a la
 not be read as the next request's), ``OipConnectionError`` when the server could not be
 reached, answered with something that is not HTTP/1.x, or closed the connection before the end
 of its answer. A kept connection that turns out to be closed when reused, before any byte of the
-answer, is replaced by a fresh one once (the server closed it while idle: the request never
-reached it). Only ``http://`` URLs: the caller uses aiohttp for anything else.
+answer, is replaced by a fresh one once. Usually the server closed it while idle and the request
+never reached it; but a server killed while handling the request also resets before any byte,
+so the request may have run once already: resending it is safe because inference is idempotent
+(the same inputs give the same answer, and nothing else changes), and a dead server refuses the
+fresh connection anyway. An idle connection that got unasked-for bytes or a close is dropped,
+not reused. Only ``http://`` URLs: the caller uses aiohttp for anything else.
 """
 
 from __future__ import annotations
@@ -138,8 +142,9 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self._head_done and not self._delimited():
-            # The body was delimited by the close (no Content-Length, not chunked).
+        if exc is None and self._head_done and not self._delimited():
+            # The body was delimited by a clean close (no Content-Length, not chunked); a reset
+            # or an error may have cut it short, so that is a connection error.
             waiter.set_result(
                 (self._parser.get_status_code(), CIMultiDictProxy(self._headers), b"".join(self._body))
             )
@@ -148,9 +153,10 @@ class _Connection(asyncio.Protocol):
         waiter.set_exception(ConnectionResetError(reason))
 
     def _delimited(self) -> bool:
-        return "Content-Length" in self._headers or "chunked" in self._headers.get(
-            "Transfer-Encoding", ""
-        ).lower()
+        return (
+            "Content-Length" in self._headers
+            or "chunked" in self._headers.get("Transfer-Encoding", "").lower()
+        )
 
 
 def _expire(waiter: asyncio.Future[_Answer]) -> None:
@@ -173,6 +179,11 @@ class ConnectionPool:
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._busy: set[_Connection] = set()
         self._targets: dict[str, _Target | None] = {}
+
+    @property
+    def in_flight(self) -> int:
+        """Requests written and waiting for their answer now."""
+        return len(self._busy)
 
     def supports(self, url: str) -> bool:
         return self._target(url) is not None
@@ -239,7 +250,8 @@ class ConnectionPool:
         idle = self._idle.get(key)
         while idle:
             connection = idle.pop()
-            if connection.closed:
+            if connection.closed or not connection.keep_alive:
+                connection.close()  # closed, or unasked-for bytes came while idle: not reusable
                 continue
             try:
                 return await self._send(loop, key, connection, data, end)

@@ -224,8 +224,7 @@ async def test_only_a_table_that_demotes_the_target_abandons_a_request_in_flight
         assert (await client.infer_detailed("cam", X)).target == hung
         solo.signal(signal.SIGSTOP)
         kept = asyncio.create_task(client.infer_detailed("cam", X))
-        for _ in range(10):  # let it run until it waits on the stopped agent (no timed sleep)
-            await asyncio.sleep(0)
+        await until(lambda: client._pool.in_flight == 1, 10, "the request to wait on the stopped agent")
         assert client.apply(table(2, cam=(hung, other), mic=(other,)))  # cam's route unchanged
         # A whole exchange on the same loop lets the request react to v2.
         assert (await client.infer_detailed("mic", X)).target == other
@@ -236,8 +235,7 @@ async def test_only_a_table_that_demotes_the_target_abandons_a_request_in_flight
 
         solo.signal(signal.SIGSTOP)
         moved = asyncio.create_task(client.infer_detailed("cam", X))
-        for _ in range(10):
-            await asyncio.sleep(0)
+        await until(lambda: client._pool.in_flight == 1, 10, "the request to wait on the stopped agent")
         assert client.apply(table(3, cam=(other, hung)))  # cam failed over: the stopped agent demoted
         await until(moved.done, 8, "the abandoned request to be answered by the new first target")
         assert (moved.result().target, moved.result().attempts) == (other, 2)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -203,5 +205,63 @@ async def test_bytes_after_the_answer_make_the_connection_unreusable(serve) -> N
         assert (status, body, headers["x-test"]) == (200, b"one", "yes")
         assert (await pool.request("GET", server.url, timeout=5))[2] == b"one"
         assert server.connections == 2  # the first connection was not reused
+    finally:
+        await pool.close()
+
+
+async def _until(condition: Callable[[], object], what: str, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.001)
+
+
+async def test_an_idle_connection_that_got_unasked_for_bytes_is_not_reused(serve) -> None:
+    answered = asyncio.Event()
+
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while True:
+            await server.read_request(reader)
+            writer.write(_answer(b"%d" % n))
+            if n == 1:
+                await answered.wait()
+                writer.write(b"HTTP/1.1 200 OK\r\n")  # later, while the connection is idle
+
+    server = await serve(chatty)
+    pool = ConnectionPool()
+    try:
+        assert (await pool.request("GET", server.url, timeout=5))[2] == b"1"
+        answered.set()
+        (idle,) = [c for connections in pool._idle.values() for c in connections]
+        await _until(lambda: not idle.keep_alive, "the unasked-for bytes to reach the idle connection")
+        assert not idle.closed  # still open: only keep_alive says it must not be reused
+        assert (await pool.request("GET", server.url, timeout=5))[2] == b"2"
+        assert server.connections == 2 and idle.closed
+    finally:
+        await pool.close()
+
+
+async def test_a_close_delimited_body_cut_by_a_reset_is_a_connection_error(serve) -> None:
+    reset = asyncio.Event()
+
+    async def reset_midway(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Test: yes\r\n\r\npart of the bo")  # delimited by the close
+        await writer.drain()
+        await reset.wait()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # linger 0: a reset, not a clean close
+
+    server = await serve(reset_midway)
+    pool = ConnectionPool()
+    try:
+        pending = asyncio.create_task(pool.request("GET", server.url, timeout=5))
+        await _until(lambda: any(c.received_any for c in pool._busy), "the partial answer to arrive")
+        reset.set()
+        with pytest.raises(OipConnectionError, match=r"^GET http://127\.0\.0\.1:\d+: "):
+            await pending
     finally:
         await pool.close()
