@@ -3,7 +3,6 @@ so that several agents (or tests) in one process do not share counters."""
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
 from prometheus_client import (
@@ -14,36 +13,30 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+
+from faillite.promtext import CountedHistogram, histogram_family
 
 __all__ = ["AgentMetrics", "ModelMetrics"]
 
-# Inference on small edge models takes from tens of microseconds to seconds.
-_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_BUCKET_NAMES = (*(floatToGoString(b) for b in _LATENCY_BUCKETS), "+Inf")
 _LOAD_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-class ModelMetrics:
-    """One model's request series, kept as plain numbers: the request path adds to an int and a
-    bucket, and ``_InferenceCollector`` turns them into Prometheus families at scrape time
-    (``Counter.inc`` and ``Histogram.observe`` take a lock and walk the buckets on every call)."""
+class ModelMetrics(CountedHistogram):
+    """One model's request series, kept as plain numbers: the request path adds to an int and
+    ``observe``s its latency into a ``faillite.promtext.CountedHistogram`` (this object), and
+    ``_InferenceCollector`` turns them into Prometheus families at scrape time (``Counter.inc``
+    and ``Histogram.observe`` take a lock and walk the buckets on every call)."""
 
-    __slots__ = ("_by_code", "_failures", "_model", "buckets", "requests", "seconds")
+    __slots__ = ("_by_code", "_failures", "_model", "requests")
 
     def __init__(self, failures: Counter, model: str) -> None:
+        super().__init__()
         self.requests = 0
-        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)  # per bucket (not cumulative), +Inf last
-        self.seconds = 0.0
         self._failures = failures
         self._model = model
         self._by_code: dict[int, Counter] = {}
-
-    def observe(self, seconds: float) -> None:
-        self.buckets[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
-        self.seconds += seconds
 
     def failed(self, status: int) -> None:
         child = self._by_code.get(status)
@@ -62,23 +55,19 @@ class _InferenceCollector(Collector):
         return iter(())  # unchecked families: names are fixed and do not clash
 
     def collect(self) -> Iterator[Metric]:
+        models = list(self._models.items())
         requests = CounterMetricFamily(
             "faillite_agent_inference_requests", "Inference requests received, per model", labels=["model"]
         )
-        latency = HistogramMetricFamily(
+        for name, series in models:
+            requests.add_metric([name], series.requests)
+        yield requests
+        yield histogram_family(
             "faillite_agent_inference_duration_seconds",
             "Time to answer a successful inference request (body read to response built)",
-            labels=["model"],
+            "model",
+            models,
         )
-        for name, series in list(self._models.items()):
-            requests.add_metric([name], series.requests)
-            cumulative, total = [], 0
-            for bound, count in zip(_BUCKET_NAMES, series.buckets, strict=True):
-                total += count
-                cumulative.append((bound, total))
-            latency.add_metric([name], cumulative, series.seconds)
-        yield requests
-        yield latency
 
 
 class AgentMetrics:

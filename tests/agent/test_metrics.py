@@ -16,7 +16,8 @@ def test_requests_and_latency_render_as_a_counter_and_a_cumulative_histogram() -
     text = metrics.render()[0].decode()
     assert 'faillite_agent_inference_requests_total{model="m"} 3.0' in text
     assert 'faillite_agent_inference_duration_seconds_bucket{le="0.0005",model="m"} 2.0' in text
-    assert 'faillite_agent_inference_duration_seconds_bucket{le="0.0025",model="m"} 3.0' in text
+    assert 'faillite_agent_inference_duration_seconds_bucket{le="0.001",model="m"} 2.0' in text
+    assert 'faillite_agent_inference_duration_seconds_bucket{le="0.002",model="m"} 3.0' in text
     assert 'faillite_agent_inference_duration_seconds_bucket{le="10.0",model="m"} 3.0' in text
     assert 'faillite_agent_inference_duration_seconds_bucket{le="+Inf",model="m"} 4.0' in text
     assert 'faillite_agent_inference_duration_seconds_count{model="m"} 4.0' in text
