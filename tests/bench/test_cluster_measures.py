@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from faillite.bench.cluster.harness import code_path
-from faillite.bench.cluster.idle import code_runs
+from faillite.bench.cluster.harness import code_path, code_runs
 from faillite.bench.cluster.mttr import Sent, app_outcome, latency_stats, summarize_outcomes, top_errors
 from faillite.bench.cluster.paced import InFlight
 from faillite.bench.cluster.soak import count_events
-from faillite.bench.cluster.warm import _victim
+from faillite.bench.cluster.warm_trials import pick_victim
 from faillite.bench.cputime import (
     ProcSample,
     box_sample,
@@ -156,9 +155,9 @@ def test_the_victim_serves_the_most_warm_backed_apps_ties_rotating() -> None:
         "d": {"node": "n1", "backup": cold},
         "e": {"node": "n3", "backup": None},
     }
-    assert _victim(apps, ["n1", "n2", "n3"], 0) == "n2"
+    assert pick_victim(apps, ["n1", "n2", "n3"], 0) == "n2"
     apps["d"]["backup"] = warm
-    assert [_victim(apps, ["n1", "n2", "n3"], t) for t in range(3)] == ["n1", "n2", "n1"]
+    assert [pick_victim(apps, ["n1", "n2", "n3"], t) for t in range(3)] == ["n1", "n2", "n1"]
 
 
 def test_in_flight_bookkeeping_counts_per_app_and_drains_the_unanswered() -> None:

@@ -14,12 +14,15 @@ processes started while it is set, never the benchmark process itself.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import logging
 import os
+import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +33,6 @@ import aiohttp
 import numpy as np
 
 import faillite
-from faillite.bench.cluster_views import restored
 from faillite.bench.cputime import (
     BoxSample,
     ProcSample,
@@ -43,6 +45,7 @@ from faillite.bench.cputime import (
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.config import ClusterConfig
 from faillite.launch.http import http_json
+from faillite.launch.process import LaunchError
 from faillite.zoo import digits
 
 __all__ = [
@@ -50,13 +53,21 @@ __all__ = [
     "EventWatch",
     "ProcessMeter",
     "Progress",
+    "add_code_args",
     "bench_config",
     "cluster_processes",
     "code_path",
+    "code_runs",
+    "command_line",
     "current_code",
     "digit_inputs",
-    "restored",
+    "emit",
+    "finish_parser",
+    "measure_runs",
+    "poll",
+    "run_dir",
     "running_cluster",
+    "separate_load",
     "until",
 ]
 
@@ -86,6 +97,109 @@ def code_path(directory: Path | None) -> Iterator[Path]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def finish_parser(
+    parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int], *, load: bool = True
+) -> None:
+    """The options every cluster benchmark ends with (code trees, rounds, workdir, --json)."""
+    add_code_args(parser, load=load)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.set_defaults(func=run)
+
+
+def add_code_args(parser: argparse.ArgumentParser, *, load: bool = True) -> None:
+    parser.add_argument(
+        "--code-path",
+        type=Path,
+        metavar="DIR",
+        help="benchmarking aid: the cluster's processes import faillite from DIR (default: this checkout)",
+    )
+    parser.add_argument(
+        "--baseline",
+        "--baseline-code",
+        dest="baseline",
+        type=Path,
+        metavar="DIR",
+        help="also measure a cluster running the faillite in DIR (e.g. a git worktree of an older commit)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="measurements per code tree, interleaved")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep each cluster's logs and state under DIR (default: temporary)",
+    )
+    if not load:
+        return
+    parser.add_argument(
+        "--load-process",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send the load from a process of its own running the cluster's faillite (its client); "
+        "default: on with --baseline or --code-path, else the load runs in the benchmark process",
+    )
+
+
+@contextlib.contextmanager
+def run_dir(keep: Path | None, name: str, prefix: str) -> Iterator[Path]:
+    """``keep``/``name`` (kept afterwards) or a temporary directory (removed)."""
+    if keep is not None:  # a fresh directory each run: a controller must not adopt an old state file
+        path = (keep / f"{time.strftime('%Y%m%dT%H%M%S')}-{name}").resolve()
+        path.mkdir(parents=True, exist_ok=False)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
+
+
+def separate_load(args: argparse.Namespace) -> bool:
+    if getattr(args, "load_process", None) is not None:
+        return bool(args.load_process)
+    return args.baseline is not None or args.code_path is not None
+
+
+def code_runs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
+    """(label, code dir) for each measurement, baseline and current interleaved."""
+    from faillite.errors import CliError
+
+    for option, where in (("--baseline", args.baseline), ("--code-path", args.code_path)):
+        if where is not None and not (where / "faillite" / "__init__.py").is_file():
+            raise CliError(f"{option} {where}: no faillite package there")
+    current = ("current", args.code_path)
+    order = [("baseline", args.baseline), current] if args.baseline else [current]
+    return [run for _ in range(args.rounds) for run in order]
+
+
+def measure_runs(
+    args: argparse.Namespace, prefix: str, measure: Callable[..., dict[str, Any]], **fields: Any
+) -> dict[str, Any]:
+    """The report of ``measure(nodes=, apps=, workdir=, code=, say=)`` run once per code run
+    (baseline and current interleaved, ``--rounds`` times), each in a directory of its own:
+    ``{"command": ..., **fields, "runs": [...]}``. A cluster that fails to start is a clear
+    error, not a traceback."""
+    from faillite.errors import CliError
+
+    command = command_line()
+    say = Progress()
+    runs = []
+    try:
+        for i, (label, code) in enumerate(code_runs(args)):
+            with run_dir(args.workdir, f"{i + 1}-{label}", prefix) as tmp:
+                result = measure(nodes=args.nodes, apps=args.apps, workdir=tmp, code=code, say=say)
+            runs.append({"code": label, **result})
+    except LaunchError as exc:  # a process did not start: say so, no traceback
+        raise CliError(f"the benchmark's cluster failed: {exc}", exit_code=1) from exc
+    return {"command": command, **fields, "runs": runs}
+
+
+def command_line() -> str:
+    """This benchmark's command line, as the report's first line."""
+    return "faillite " + shlex.join(sys.argv[1:])
+
+
+def emit(doc: dict[str, Any], as_json: bool, table: Callable[[dict[str, Any]], str]) -> None:
+    print(json.dumps(doc) if as_json else table(doc))
 
 
 def bench_config(
@@ -141,6 +255,16 @@ async def until(condition: Callable[[], bool], timeout: float, interval: float =
     """Poll ``condition`` (run in a thread: it may do blocking HTTP) until true or ``timeout``."""
     deadline = time.monotonic() + timeout
     while not await asyncio.to_thread(condition):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval)
+    return True
+
+
+async def poll(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
+    """Poll a quick, non-blocking ``condition`` on the loop until true or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(interval)

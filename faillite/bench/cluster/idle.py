@@ -11,25 +11,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import shlex
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from faillite.bench.cluster.harness import (
     BoxMeter,
+    ProcessMeter,
     Progress,
     bench_config,
     cluster_processes,
+    emit,
+    finish_parser,
+    measure_runs,
     running_cluster,
 )
-from faillite.bench.cputime import cpu_share, sample_process
-from faillite.launch.process import LaunchError
 
 __all__ = ["add_parser", "measure_idle", "run"]
 
@@ -49,72 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--gateway", action=argparse.BooleanOptionalAction, default=True, help="run a gateway"
     )
-    _code_args(parser, load=False)
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.set_defaults(func=run)
-
-
-def _code_args(parser: argparse.ArgumentParser, *, load: bool = True) -> None:
-    parser.add_argument(
-        "--code-path",
-        type=Path,
-        metavar="DIR",
-        help="benchmarking aid: the cluster's processes import faillite from DIR (default: this checkout)",
-    )
-    parser.add_argument(
-        "--baseline",
-        "--baseline-code",
-        dest="baseline",
-        type=Path,
-        metavar="DIR",
-        help="also measure a cluster running the faillite in DIR (e.g. a git worktree of an older commit)",
-    )
-    parser.add_argument("--rounds", type=int, default=1, help="measurements per code tree, interleaved")
-    parser.add_argument(
-        "--workdir",
-        type=Path,
-        metavar="DIR",
-        help="keep each cluster's logs and state under DIR (default: temporary)",
-    )
-    if not load:
-        return
-    parser.add_argument(
-        "--load-process",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="send the load from a process of its own running the cluster's faillite (its client); "
-        "default: on with --baseline or --code-path, else the load runs in the benchmark process",
-    )
-
-
-@contextlib.contextmanager
-def run_dir(keep: Path | None, name: str, prefix: str) -> Iterator[Path]:
-    """``keep``/``name`` (kept afterwards) or a temporary directory (removed)."""
-    if keep is not None:  # a fresh directory each run: a controller must not adopt an old state file
-        path = (keep / f"{time.strftime('%Y%m%dT%H%M%S')}-{name}").resolve()
-        path.mkdir(parents=True, exist_ok=False)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-        yield Path(tmp)
-
-
-def separate_load(args: argparse.Namespace) -> bool:
-    if getattr(args, "load_process", None) is not None:
-        return bool(args.load_process)
-    return args.baseline is not None or args.code_path is not None
-
-
-def code_runs(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
-    """(label, code dir) for each measurement, baseline and current interleaved."""
-    from faillite.errors import CliError
-
-    for option, where in (("--baseline", args.baseline), ("--code-path", args.code_path)):
-        if where is not None and not (where / "faillite" / "__init__.py").is_file():
-            raise CliError(f"{option} {where}: no faillite package there")
-    current = ("current", args.code_path)
-    order = [("baseline", args.baseline), current] if args.baseline else [current]
-    return [run for _ in range(args.rounds) for run in order]
+    finish_parser(parser, run, load=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,30 +55,18 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(
             "--nodes must be at least 2; --seconds, --rounds positive; --apps, --settle not negative"
         )
-    say = Progress()
-    command = "faillite " + shlex.join(sys.argv[1:])
-    runs = []
-    try:
-        for i, (label, code) in enumerate(code_runs(args)):
-            with run_dir(args.workdir, f"{i + 1}-{label}", "faillite-idle-") as tmp:
-                result = measure_idle(
-                    nodes=args.nodes,
-                    apps=args.apps,
-                    gateway=args.gateway,
-                    seconds=args.seconds,
-                    settle=args.settle,
-                    workdir=tmp,
-                    code=code,
-                    say=say,
-                )
-            runs.append({"code": label, **result})
-    except LaunchError as exc:  # a process did not start: say so, no traceback
-        raise CliError(f"the benchmark's cluster failed: {exc}", exit_code=1) from exc
-    doc = {"command": command, "target_total_percent": TARGET_TOTAL_PERCENT, "runs": runs}
-    if args.json:
-        print(json.dumps(doc))
-    else:
-        print(table(doc))
+    doc = measure_runs(
+        args,
+        "faillite-idle-",
+        lambda **where: measure_idle(
+            gateway=args.gateway,
+            seconds=args.seconds,
+            settle=args.settle,
+            **where,
+        ),
+        target_total_percent=TARGET_TOTAL_PERCENT,
+    )
+    emit(doc, args.json, table)
     return 0
 
 
@@ -183,13 +102,14 @@ def measure_idle(
 
 async def _window(processes: list[tuple[str, int]], seconds: float) -> dict[str, Any]:
     meter = BoxMeter().start()
-    first = {pid: sample_process(pid, time.monotonic()) for _, pid in processes}
+    procs = ProcessMeter(processes).start()
     await asyncio.sleep(seconds)
-    last = {pid: sample_process(pid, time.monotonic()) for _, pid in processes}
+    shares = procs.stop()
     box = meter.stop()
     rows = [
-        {"process": name, "pid": pid, "cpu_percent": round(cpu_share(first[pid], last[pid]), 2)}
+        {"process": name, "pid": pid, "cpu_percent": shares[name]}
         for name, pid in processes
+        if name in shares
     ]
     return {"processes": rows, "box": box}
 

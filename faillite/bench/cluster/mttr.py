@@ -22,7 +22,15 @@ from typing import Any
 
 from faillite.bench.recovery import percentile
 
-__all__ = ["AppOutcome", "Sent", "app_outcome", "latency_stats", "summarize_outcomes", "top_errors"]
+__all__ = [
+    "AppOutcome",
+    "Sent",
+    "app_outcome",
+    "latency_stats",
+    "round_ms",
+    "summarize_outcomes",
+    "top_errors",
+]
 
 
 @dataclass(frozen=True)
@@ -101,9 +109,9 @@ def latency_stats(latencies_ms: Sequence[float]) -> dict[str, float | int | None
     values = list(latencies_ms)
     return {
         "requests": len(values),
-        "p50_ms": _round(percentile(values, 50)),
-        "p99_ms": _round(percentile(values, 99)),
-        "max_ms": _round(max(values) if values else None),
+        "p50_ms": round_ms(percentile(values, 50)),
+        "p99_ms": round_ms(percentile(values, 99)),
+        "max_ms": round_ms(max(values) if values else None),
     }
 
 
@@ -115,14 +123,14 @@ def summarize_outcomes(outcomes: Iterable[AppOutcome]) -> dict[str, float | int 
     return {
         "apps": len(outcomes),
         "recovered": len(mttrs),
-        "mttr_mean_ms": _round(statistics.fmean(mttrs) if mttrs else None),
-        "mttr_p50_ms": _round(percentile(mttrs, 50)),
-        "mttr_max_ms": _round(max(mttrs) if mttrs else None),
+        "mttr_mean_ms": round_ms(statistics.fmean(mttrs) if mttrs else None),
+        "mttr_p50_ms": round_ms(percentile(mttrs, 50)),
+        "mttr_max_ms": round_ms(max(mttrs) if mttrs else None),
         "touched_requests": sum(o.touched for o in outcomes),
         "touched_failed": sum(o.touched_failed for o in outcomes),
         "touched_unanswered": sum(o.touched_unanswered for o in outcomes),
-        "touched_p50_ms": _round(percentile(touched, 50)),
-        "touched_max_ms": _round(max(touched) if touched else None),
+        "touched_p50_ms": round_ms(percentile(touched, 50)),
+        "touched_max_ms": round_ms(max(touched) if touched else None),
     }
 
 
@@ -132,5 +140,6 @@ def top_errors(records: Iterable[Sent], n: int = 5) -> list[list[Any]]:
     return [[message, count] for message, count in counts.most_common(n)]
 
 
-def _round(value: float | None) -> float | None:
+def round_ms(value: float | None) -> float | None:
+    """Milliseconds to the microsecond (None stays None)."""
     return None if value is None else round(value, 3)

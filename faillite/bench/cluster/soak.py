@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import shlex
 import subprocess
 import sys
 import time
@@ -23,14 +21,20 @@ from typing import Any
 
 import aiohttp
 
-from faillite.bench.cluster.harness import BoxMeter, Progress, bench_config, running_cluster
-from faillite.bench.cluster.idle import _code_args, code_runs, run_dir, separate_load
+from faillite.bench.cluster.harness import (
+    BoxMeter,
+    bench_config,
+    emit,
+    finish_parser,
+    measure_runs,
+    running_cluster,
+    separate_load,
+)
 from faillite.bench.cluster.loadgen import paced_load
-from faillite.bench.cluster.mttr import latency_stats, top_errors
+from faillite.bench.cluster.mttr import latency_stats, round_ms, top_errors
 from faillite.bench.recovery import percentile
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.http import http_json
-from faillite.launch.process import LaunchError
 
 __all__ = ["Hogs", "add_parser", "count_events", "measure_soak", "run"]
 
@@ -49,9 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--nodes", type=int, default=4, help="agents (default %(default)s)")
     parser.add_argument("--apps", type=int, default=8, help="digits apps (default %(default)s)")
     parser.add_argument("--period-ms", type=float, default=5.0, help="each app's request period (default 5)")
-    _code_args(parser)
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.set_defaults(func=run)
+    finish_parser(parser, run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,27 +63,18 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--minutes and --period-ms must be positive, --hogs not negative, --nodes at least 2")
     if args.rounds < 1:
         raise CliError("--rounds must be positive")
-    say = Progress()
-    runs = []
-    try:
-        for i, (label, code) in enumerate(code_runs(args)):
-            with run_dir(args.workdir, f"{i + 1}-{label}", "faillite-soak-") as tmp:
-                result = measure_soak(
-                    minutes=args.minutes,
-                    hogs=args.hogs,
-                    nodes=args.nodes,
-                    apps=args.apps,
-                    period_s=args.period_ms / 1000,
-                    workdir=tmp,
-                    code=code,
-                    say=say,
-                    separate=separate_load(args),
-                )
-            runs.append({"code": label, **result})
-    except LaunchError as exc:  # a process did not start: say so, no traceback
-        raise CliError(f"the benchmark's cluster failed: {exc}", exit_code=1) from exc
-    doc = {"command": "faillite " + shlex.join(sys.argv[1:]), "runs": runs}
-    print(json.dumps(doc) if args.json else table(doc))
+    doc = measure_runs(
+        args,
+        "faillite-soak-",
+        lambda **where: measure_soak(
+            minutes=args.minutes,
+            hogs=args.hogs,
+            period_s=args.period_ms / 1000,
+            **where,
+            separate=separate_load(args),
+        ),
+    )
+    emit(doc, args.json, table)
     return 0
 
 
@@ -200,7 +193,7 @@ async def _soak(
         "skipped": load.skipped,
         "errors": top_errors(load.records),
         "latency": latency_stats(ok),
-        "send_lag_p99_ms": _r(percentile([(r.start - r.due) * 1000 for r in load.records], 99)),
+        "send_lag_p99_ms": round_ms(percentile([(r.start - r.due) * 1000 for r in load.records], 99)),
         "box": box,
     }
 
@@ -246,7 +239,3 @@ def table(doc: dict[str, Any]) -> str:
             lines.append(f"    node_dead {e['node']}: {e['reason']} (detection {e['detection_ms']} ms)")
         lines.append("")
     return "\n".join(lines).rstrip()
-
-
-def _r(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
