@@ -89,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
             kinds=kinds,
             observe_s=args.observe,
             deadline_s=args.deadline,
-            **where,
             separate=separate_load(args),
+            **where,
         ),
+        targets=TARGETS,
     )
     emit(doc, args.json, table)
     return 0 if all(r.get("error") is None for r in doc["runs"]) else 1
