@@ -4,6 +4,8 @@ false-failover counting, and the command line's refusals. Hand-made inputs, no p
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from faillite.bench.cluster.harness import code_path, code_runs
+from faillite.bench.cluster.harness import code_path, code_runs, measure_runs
 from faillite.bench.cluster.mttr import Sent, app_outcome, latency_stats, summarize_outcomes, top_errors
 from faillite.bench.cluster.paced import InFlight
 from faillite.bench.cluster.soak import count_events
@@ -27,6 +29,8 @@ from faillite.bench.cputime import (
 )
 from faillite.cli import main
 from faillite.commands.bench import _BENCHMARKS
+from faillite.errors import CliError
+from faillite.launch.process import LaunchError
 
 
 def test_cpu_share_is_percent_of_one_core() -> None:
@@ -191,6 +195,57 @@ def test_baseline_and_current_runs_interleave(tmp_path: Path) -> None:
     assert code_runs(argparse.Namespace(code_path=tmp_path, baseline=None, rounds=1)) == [
         ("current", tmp_path)
     ]
+
+
+def test_measure_runs_reports_every_run_with_the_fields_in_order(tmp_path: Path) -> None:
+    (tmp_path / "faillite").mkdir()
+    (tmp_path / "faillite" / "__init__.py").write_text("")
+    args = argparse.Namespace(nodes=3, apps=5, code_path=None, baseline=tmp_path, rounds=1, workdir=None)
+    seen: list[tuple[Path | None, Path]] = []
+
+    def measure(*, nodes: int, apps: int, workdir: Path, code: Path | None, say: object) -> dict[str, object]:
+        assert workdir.is_dir()
+        seen.append((code, workdir))
+        return {"nodes": nodes, "apps": apps}
+
+    doc = measure_runs(args, "faillite-test-", measure, targets={"x": 1.0})
+    assert list(doc) == ["command", "targets", "runs"] and doc["targets"] == {"x": 1.0}
+    assert doc["runs"] == [
+        {"code": "baseline", "nodes": 3, "apps": 5},
+        {"code": "current", "nodes": 3, "apps": 5},
+    ]
+    assert [code for code, _ in seen] == [tmp_path, None]
+    assert not seen[0][1].exists()  # a temporary directory per run, removed after it
+
+
+def test_a_cluster_that_fails_to_start_is_a_clear_error() -> None:
+    args = argparse.Namespace(nodes=2, apps=1, code_path=None, baseline=None, rounds=1, workdir=None)
+
+    def measure(**_: object) -> dict[str, object]:
+        raise LaunchError("agent edge-1 exited")
+
+    with pytest.raises(CliError, match="agent edge-1 exited"):
+        measure_runs(args, "faillite-test-", measure)
+
+
+@pytest.mark.parametrize(
+    ("command", "fields"),
+    [
+        ("idle", ["command", "target_total_percent", "runs"]),
+        ("warm", ["command", "targets", "runs"]),
+        ("soak", ["command", "runs"]),
+    ],
+)
+def test_each_command_reports_its_fields(
+    command: str, fields: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command-line wiring only: the measurement (a real cluster) is tested elsewhere."""
+    module = importlib.import_module(f"faillite.bench.cluster.{command}")
+    monkeypatch.setattr(module, f"measure_{command}", lambda **kw: {"nodes": kw["nodes"]})
+    assert main(["bench", command, "--nodes", "3", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert list(doc) == fields
+    assert doc["runs"] == [{"code": "current", "nodes": 3}]
 
 
 @pytest.mark.parametrize(
