@@ -26,17 +26,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
+
+import aiohttp
 
 from faillite.client.hedging import AppHedging
+from faillite.client.http1 import ConnectionPool
 from faillite.client.oip import OipConnectionError, OipTimeout, error_from_response, send
 from faillite.client.results import RawResponse
-from faillite.client.routing import Decision, Failure
+from faillite.client.routing import Decision, Failure, RouteCache
 from faillite.wire import EPOCH_HEADER, RouteTarget
-
-if TYPE_CHECKING:
-    from faillite.client.failover import Client
 
 __all__ = ["Exchange", "probe_timeout"]
 
@@ -86,8 +85,19 @@ class _Scope:
 
 
 class Exchange:
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    """The attempts of one client: what it needs of the client is passed in, not reached for."""
+
+    def __init__(
+        self,
+        cache: RouteCache,
+        pool: ConnectionPool,
+        session: Callable[[], aiohttp.ClientSession | None],
+        report: Callable[[RouteTarget, str, float], None],
+    ) -> None:
+        self._cache = cache  # routes, marks and the verdict on each answer
+        self._pool = pool  # the lean data path (plain http:// targets)
+        self._session = session  # the aiohttp session, for anything else (None before start)
+        self._report = report  # tells the controller a node looks gone (in the background)
         self._scopes: set[_Scope] = set()  # attempts awaited now
         self._tasks: set[asyncio.Task[object]] = set()  # hedges and health checks in flight
         self._probing: set[str] = set()  # nodes with a health check out
@@ -96,7 +106,7 @@ class Exchange:
         """Abandon the attempts whose target a new table demoted or whose node is now marked."""
         if not self._scopes:
             return
-        cache = self._client._cache
+        cache = self._cache
         now = asyncio.get_running_loop().time()
         for scope in list(self._scopes):
             if cache.demoted(scope.app, scope.target, scope.rank) or cache.is_marked(
@@ -123,8 +133,7 @@ class Exchange:
         end: float,
     ) -> tuple[RawResponse | None, int, str | None]:
         """(the answer or None, attempts started, the last error when there is no answer)."""
-        session = self._client._session
-        assert session is not None, "Client.start() not called"
+        assert self._session() is not None, "Client.start() not called"
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
@@ -192,10 +201,10 @@ class Exchange:
         method = "GET" if body is None else "POST"
         url = f"{target.url.rstrip('/')}/v2/models/{target.model}{suffix}"
         headers = {**headers, EPOCH_HEADER: str(target.epoch)}
-        pool = self._client._pool
+        pool = self._pool
         if pool.supports(url):
             return pool.request(method, url, body=body, headers=headers, timeout=timeout)
-        session = self._client._session
+        session = self._session()
         assert session is not None, "Client.start() not called"
         return send(session, method, url, body=body, headers=headers, timeout=timeout)
 
@@ -213,10 +222,10 @@ class Exchange:
         scope.timer = None
         if not scope.open:
             return
-        session = self._client._session
+        session = self._session()
         loop = asyncio.get_running_loop()
         now = loop.time()
-        fallback = self._client._cache.pick(scope.app, now, scope.rank)
+        fallback = self._cache.pick(scope.app, now, scope.rank)
         timeout = min(full_timeout, end - now)
         if fallback is None or timeout <= 0 or session is None:
             return
@@ -288,7 +297,7 @@ class Exchange:
             return None, self._failed(app, target, Failure.TIMEOUT, str(outcome), now)
         assert not isinstance(outcome, Exception)
         status, headers, body = outcome
-        decision = self._client._cache.record(app, target, status, now)
+        decision = self._cache.record(app, target, status, now)
         if decision in (Decision.OK, Decision.REFUSED):
             return RawResponse(status, headers, body, target), None
         error = f"{target.node}: HTTP {status}: {error_from_response(status, body).message}"
@@ -297,9 +306,9 @@ class Exchange:
 
     def _failed(self, app: str, target: RouteTarget, failure: Failure, error: str, now: float) -> str:
         """No HTTP answer: mark the node, free requests in flight to it, tell the controller."""
-        decision = self._client._cache.record(app, target, failure, now)
+        decision = self._cache.record(app, target, failure, now)
         log.info("app %s: %s on %s (%s); failing over", app, decision.value, target.node, error)
-        self._client._report(target, f"{decision.value}: {error}", now)
+        self._report(target, f"{decision.value}: {error}", now)
         self.wake_all()
         return error
 
@@ -325,11 +334,11 @@ class Exchange:
             log.error("checking a node that lost to a hedge failed", exc_info=exc)
 
     async def _probe(self, app: str, state: AppHedging, target: RouteTarget, grace: float) -> None:
-        session = self._client._session
+        session = self._session()
         if session is None:
             return
         url = f"{target.url.rstrip('/')}/v2/health/live"
-        pool = self._client._pool
+        pool = self._pool
         try:
             if pool.supports(url):
                 await pool.request("GET", url, timeout=grace)
@@ -341,7 +350,7 @@ class Exchange:
         except OipConnectionError:
             failure = Failure.CONNECTION
         now = asyncio.get_running_loop().time()
-        if self._client._cache.is_marked(app, target, now):
+        if self._cache.is_marked(app, target, now):
             return  # another request got there first
         state.stats.suspected += 1
         reason = f"a hedge answered first and a health check got no answer within {grace * 1000:.0f} ms"

@@ -102,7 +102,7 @@ class Client:
         self._changed = asyncio.Event()  # replaced on every applied table: one event per version
         self._watch: RouteWatch | None = None
         self._apps: dict[str, AppHedging] = {}
-        self._exchange = Exchange(self)
+        self._exchange = Exchange(self._cache, self._pool, lambda: self._session, self._report)
         self._suspicions = (
             None
             if self.controller_url is None
