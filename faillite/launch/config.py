@@ -6,7 +6,7 @@ apps:                        # the same fields as POST /v1/apps
   - {name: digits-a, family: digits, slo_ms: 20, critical: true, weight: 3}
   - {name: vision, family: ResNet, variant: resnet50-imagenet1k_v2, slo_ms: 400}
 standins: {scale: 0.02, input_px: 64}   # how stand-in families are generated
-controller: {policy: faillite}        # heartbeat_interval_ms (50), heartbeat_timeout_ms (adaptive)
+controller: {policy: faillite}        # heartbeat_interval_ms (60), heartbeat_timeout_ms (adaptive)
 gateway: true
 token: null                  # or a cluster token for control endpoints
 """
