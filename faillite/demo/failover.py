@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import tempfile
@@ -104,7 +105,17 @@ async def _observe(
         apps = {a["name"]: a for a in cluster.apps()}
         return all(apps[n]["state"] in ("failed_over", "unavailable") for n in affected)
 
+    def answered() -> bool:  # the clients' view: each affected app answered from another node
+        return all(
+            any(r.ok and r.app == n and r.node != victim and r.end > failed_at for r in list(load.records))
+            for n in affected
+        )
+
     await _until(recovered, 30, "every affected app to finish failing over")
+    # The controller's verdict can run ahead of a client's first answer (a request still waiting
+    # out its attempt): wait for the clients too, bounded, so a slow one is reported, not missed.
+    with contextlib.suppress(TimeoutError):
+        await _until(answered, 10, "every affected app to be answered from another node")
     await asyncio.sleep(0.5)  # let every client see the final variant
     until = time.monotonic()
     apps_after = {a["name"]: a for a in cluster.apps()}
