@@ -65,7 +65,7 @@ def _printer(as_json: bool, out: TextIO) -> Any:
 def format_event(event: dict[str, Any]) -> str:
     """``#id HH:MM:SS.mmm kind key=value ...`` (recoveries lead with their MTTR)."""
     stamp = dt.datetime.fromtimestamp(event["ts"]).strftime("%H:%M:%S.%f")[:-3]
-    data = {k: v for k, v in event.items() if k not in ("id", "ts", "kind")}
+    data = {k: v for k, v in event.items() if k not in ("id", "ts", "kind", "mono")}
     head = f"MTTR {data.pop('recovery_ms')} ms " if "recovery_ms" in data else ""
     fields = " ".join(f"{k}={_value(v)}" for k, v in data.items())
     return f"#{event['id']:<5} {stamp} {event['kind']:<18} {head}{fields}".rstrip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
@@ -43,7 +44,9 @@ class EventLog:
         self._listeners: list[Callable[[dict[str, Any]], None]] = []  # e.g. metrics, called inline
 
     def emit(self, kind: EventKind, **data: Any) -> dict[str, Any]:
-        event = self._store.append_event(kind.value, data)
+        # ``mono``: CLOCK_MONOTONIC, shared by every process on this machine, so a benchmark
+        # can line controller events up with its clients' request records without clock skew.
+        event = self._store.append_event(kind.value, {**data, "mono": time.monotonic()})
         log.info("event %s %s", kind.value, " ".join(f"{k}={v}" for k, v in data.items()))
         for queue in list(self._subscribers):
             if queue.qsize() < 10_000:  # a stuck follower must not grow memory without bound
