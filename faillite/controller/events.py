@@ -34,6 +34,9 @@ class EventKind(StrEnum):
     PROGRESSIVE_STEP = "progressive_step"
     APP_RECOVERED = "app_recovered"
     APP_LOST = "app_lost"
+    # A failed-over app reached the variant it will keep until failback (no better one fits
+    # while every app stays protected): app, node, variant, protected.
+    APP_SETTLED = "app_settled"
     FAILBACK = "failback"
 
 
