@@ -10,6 +10,8 @@ from faillite.units import format_bytes
 
 __all__ = ["register"]
 
+MACS_CHOICES = ("scaled", "input")  # faillite.zoo.standins.MACS_MODES, without importing numpy here
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("zoo", help="the model zoo: list, verify, build stand-ins, train digits")
@@ -21,7 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     verify = zsub.add_parser("verify", help="check a family manifest against its files")
     verify.add_argument("target", help="family name or manifest path")
-    verify.add_argument("--scale", type=float, default=1.0)
+    verify.add_argument("--scale", type=float, default=1.0, help="stand-ins: as for `zoo standins`")
+    verify.add_argument("--input-px", type=int, default=224, help="stand-ins: as for `zoo standins`")
+    verify.add_argument(
+        "--macs", choices=MACS_CHOICES, default="scaled", help="stand-ins: as for `zoo standins`"
+    )
     verify.set_defaults(func=_verify)
 
     st = zsub.add_parser("standins", help="generate stand-in ONNX models matching published params and FLOPs")
@@ -31,6 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     st.add_argument("--scale", type=float, default=1.0, help="multiply params and FLOPs by this (0 < s <= 1)")
     st.add_argument("--input-px", type=int, default=224, help="input image side in pixels (default 224)")
+    st.add_argument(
+        "--macs",
+        choices=MACS_CHOICES,
+        default="scaled",
+        help=(
+            "compute per sample: 'scaled' = published MACs x --scale (default); 'input' = the real "
+            "model's MACs at --input-px (published x scale x (input-px / published crop)^2, at least "
+            "one per parameter). --scale 1 --input-px 32 --macs input: published sizes, memory and "
+            "load times, at a compute a small CPU affords"
+        ),
+    )
     st.add_argument("--out", type=Path, help="root directory (default: $FAILLITE_CACHE/standins)")
     st.set_defaults(func=_standins)
 
@@ -74,7 +91,7 @@ def _verify(args: argparse.Namespace) -> int:
     from faillite.zoo.resolve import ResolveError, resolve
 
     try:
-        manifest, _ = resolve(args.target, scale=args.scale)
+        manifest, _ = resolve(args.target, scale=args.scale, input_px=args.input_px, macs=args.macs)
     except (ManifestError, ResolveError) as exc:
         raise CliError(str(exc)) from exc
     print(f"{manifest.family}: {len(manifest.variants)} variants verified (files, sha256, signature)")
@@ -95,8 +112,10 @@ def _standins(args: argparse.Namespace) -> int:
             models = _models_in(family, args.model)
             if models == []:
                 continue  # --model named none of this family's models
-            out = standin_dir(family, args.scale, args.input_px, args.out)
-            manifest = generate_family(family, out, scale=args.scale, input_px=args.input_px, models=models)
+            out = standin_dir(family, args.scale, args.input_px, args.out, macs=args.macs)
+            manifest = generate_family(
+                family, out, scale=args.scale, input_px=args.input_px, macs=args.macs, models=models
+            )
             total = sum(v.file_bytes for v in manifest.variants)
             print(f"{family}: {len(manifest.variants)} stand-ins, {format_bytes(total)} in {out}")
     except (KeyError, ValueError) as exc:

@@ -5,7 +5,8 @@ nodes:                       # at least two
 apps:                        # the same fields as POST /v1/apps
   - {name: digits-a, family: digits, slo_ms: 20, critical: true, weight: 3}
   - {name: vision, family: ResNet, variant: resnet50-imagenet1k_v2, slo_ms: 400}
-standins: {scale: 0.02, input_px: 64}   # how stand-in families are generated
+standins: {scale: 0.02, input_px: 64}   # how stand-in families are generated; macs: scaled|input
+                             # ({scale: 1.0, input_px: 32, macs: input}: published sizes, small inputs)
 controller: {policy: faillite}        # heartbeat_interval_ms (60), heartbeat_timeout_ms (adaptive)
 gateway: true
 token: null                  # or a cluster token for control endpoints
@@ -14,7 +15,7 @@ token: null                  # or a cluster token for control endpoints
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -45,10 +46,17 @@ class NodeConfig(BaseModel):
 
 
 class StandinSection(BaseModel):
+    """How stand-in families are generated (faillite.zoo.standins): ``scale`` x the published
+    parameters; MACs ``scaled`` by the same factor, or those of the real model at ``input_px``
+    (``input``)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     scale: float = Field(default=0.02, gt=0, le=1)
     input_px: int = Field(default=64, ge=8, le=1024)
+    macs: Literal["scaled", "input"] = Field(
+        default="scaled", description="scaled: published MACs x scale; input: at input_px"
+    )
 
 
 class ControllerSection(BaseModel):

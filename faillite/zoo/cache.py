@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir", "standin_dir"]
+__all__ = ["GENERATOR_REVISION", "cache_dir", "standin_dir"]
+
+# Bumped when the stand-in graphs change for the same options, so stale builds are never reused
+# (2: the pooling gives exactly side x side positions when side does not divide the input).
+GENERATOR_REVISION = 2
 
 
 def cache_dir() -> Path:
@@ -13,7 +17,11 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "faillite"
 
 
-def standin_dir(family: str, scale: float, input_px: int = 224, root: Path | None = None) -> Path:
-    """Each (scale, input size) gets its own directory so differently sized builds never mix."""
+def standin_dir(
+    family: str, scale: float, input_px: int = 224, root: Path | None = None, *, macs: str = "scaled"
+) -> Path:
+    """Each (generator revision, scale, input size, MAC target) gets its own directory so
+    differently built stand-ins never mix."""
     base = root or cache_dir() / "standins"
-    return base / f"scale-{scale:g}-px{input_px}" / family
+    suffix = "" if macs == "scaled" else f"-macs-{macs}"
+    return base / f"r{GENERATOR_REVISION}" / f"scale-{scale:g}-px{input_px}{suffix}" / family

@@ -10,7 +10,7 @@ File format (JSON, ``<family>.manifest.json`` next to the ONNX files)::
     {
       "schema": "faillite.family/v1",
       "family": "digits",
-      "task": "classification",
+      "task": "digits-10",
       "accuracy_source": "measured",
       "accuracy_note": "held-out split of scikit-learn digits, ...",
       "signature": {"inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}],
@@ -18,6 +18,15 @@ File format (JSON, ``<family>.manifest.json`` next to the ONNX files)::
       "variants": [{"name": "digits-mlp-8", "file": "digits-mlp-8.onnx", "accuracy": 0.93,
                     "params": 610, "flops": 1220, "file_bytes": 3012, "sha256": "..."}]
     }
+
+``task`` names what the outputs mean (``imagenet-1k-classification``, ``digits-10``); it is
+optional (older manifests load with ``None``). Two families with the same task and the same
+signature answer the same question the same way, so one warm model of either can be the shared
+fallback of apps of both: ``fallback_key`` says when that holds.
+
+A variant whose weights live in external data (``<file>.data`` beside ``<file>``, for graphs
+over protobuf's 2 GB cap) is one unit: ``file_bytes`` and ``sha256`` cover both files, graph
+first (``variant_bytes``, ``variant_sha256``).
 """
 
 from __future__ import annotations
@@ -39,9 +48,13 @@ __all__ = [
     "Signature",
     "TensorSpec",
     "VariantEntry",
+    "external_data_path",
+    "fallback_key",
     "load_manifest",
     "onnx_signature",
     "sha256_file",
+    "variant_bytes",
+    "variant_sha256",
     "write_manifest",
 ]
 
@@ -114,7 +127,11 @@ class FamilyManifest(BaseModel):
 
     schema_: Literal["faillite.family/v1"] = Field(default=SCHEMA, alias="schema")
     family: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    task: str = "classification"
+    task: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        description="what the outputs mean, e.g. imagenet-1k-classification; None: unknown",
+    )
     accuracy_source: Literal["measured", "published"]
     accuracy_note: str = ""
     heldout: HeldoutSplit | None = None
@@ -148,12 +165,44 @@ class FamilyManifest(BaseModel):
         return sorted(self.variants, key=lambda v: (-v.accuracy, v.file_bytes))
 
 
+def fallback_key(manifest: FamilyManifest) -> str | None:
+    """Equal for two families exactly when they share the task and the input and output
+    signatures (names, datatypes, shapes), so a model of one can answer requests of the other.
+    None when the task is unknown: such a family shares a fallback with nobody."""
+    if manifest.task is None:
+        return None
+    signature = manifest.signature.model_dump(mode="json")
+    return json.dumps({"task": manifest.task, "signature": signature}, sort_keys=True, separators=(",", ":"))
+
+
 def sha256_file(path: Path) -> str:
+    return _sha256_of(path)
+
+
+def _sha256_of(*paths: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
+
+
+def external_data_path(path: Path) -> Path:
+    """Where a graph's external weights live, if it has any (``<file>.data``)."""
+    return path.with_name(path.name + ".data")
+
+
+def variant_bytes(path: Path) -> int:
+    """Bytes of a variant on disk: the graph plus its external data, if any."""
+    data = external_data_path(path)
+    return path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
+
+
+def variant_sha256(path: Path) -> str:
+    """sha256 of the graph followed by its external data (of the graph alone when it has none)."""
+    data = external_data_path(path)
+    return _sha256_of(path, data) if data.is_file() else _sha256_of(path)
 
 
 _ONNX_TO_OIP = {
@@ -230,10 +279,10 @@ def verify_files(manifest: FamilyManifest, source: Path | str = "manifest") -> N
         if not file.is_file():
             problems.append(f"variant {entry.name}: file {file} is missing")
             continue
-        size = file.stat().st_size
+        size = variant_bytes(file)
         if size != entry.file_bytes:
             problems.append(f"variant {entry.name}: file is {size} bytes, manifest says {entry.file_bytes}")
-        digest = sha256_file(file)
+        digest = variant_sha256(file)
         if digest != entry.sha256:
             problems.append(f"variant {entry.name}: sha256 {digest} does not match manifest {entry.sha256}")
             continue

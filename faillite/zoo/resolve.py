@@ -33,13 +33,16 @@ def resolve(
     *,
     scale: float = 1.0,
     input_px: int = 224,
+    macs: str = "scaled",
     cache_root: Path | None = None,
     progress: Callable[[str], None] = print,
 ) -> tuple[FamilyManifest, list[str] | None]:
     """Return (manifest, variants) for ``target``; variants is None for "all of them".
 
     ``target`` may be a manifest file or a directory holding ``manifest.json``, a family name
-    (``digits``, ``ResNet``), ``family/variant``, or a bare variant name.
+    (``digits``, ``ResNet``), ``family/variant``, or a bare variant name. ``scale``,
+    ``input_px`` and ``macs`` say how stand-in families are generated (see
+    ``faillite.zoo.standins``); they do not apply to built-in families or manifest paths.
     """
     path = Path(target)
     if path.suffix == ".json" or path.is_dir():
@@ -55,8 +58,8 @@ def resolve(
     if family in builtin_family_names():
         manifest = load_builtin_family(family)
     elif family in standin_families():
-        out = standin_dir(family, scale, input_px, cache_root)
-        manifest = generate_family(family, out, scale=scale, input_px=input_px, progress=progress)
+        out = standin_dir(family, scale, input_px, cache_root, macs=macs)
+        manifest = generate_family(family, out, scale=scale, input_px=input_px, macs=macs, progress=progress)
         manifest = load_manifest(out / "manifest.json")
     else:
         known = sorted(set(builtin_family_names()) | set(standin_families()))

@@ -14,16 +14,31 @@ Convolutions run at every one of the side*side positions, so each conv parameter
 side^2 multiply-accumulates while a dense parameter costs one. With P parameters and M MACs
 the conv part therefore holds Pc = (M - P) / (S - 1) parameters and the dense part the rest;
 ``side`` is the smallest of a few sizes that leaves the dense part at least a fifth of P.
-Widths are then solved so both totals land within a fraction of a percent of the published
-figures (``--scale`` multiplies both).
+Widths are then solved so both totals land within a fraction of a percent of the targets.
+
+Targets. ``scale`` multiplies the published parameter count. The MAC target depends on ``macs``:
+
+- ``scaled`` (default): published MACs x scale — a uniformly shrunk model.
+- ``input``: the real model's compute at ``input_px`` — published MACs x scale x
+  (input_px / eval_crop_px)^2, eval_crop_px being the resolution the MACs were published at
+  (224 for most; 380 for EfficientNet-B4, ...). Every weight is used at least once per sample,
+  so the figure is floored at the parameter count (it binds for MobileNet-V3, ShuffleNet-0.5,
+  MNASNet-0.5 and AlexNet at 32 px). With ``scale`` 1.0 this gives the published file size,
+  resident memory and load time, at a compute a 2-core box can afford: e.g. ResNet-152 is
+  60.2 M parameters (241 MB) and 0.235 GMACs at 32 px instead of 11.5 GMACs at 224.
+
+Graphs over 1.5 GB (protobuf caps a file at 2 GB) keep their weights in ``<file>.data``,
+written tensor by tensor so generation never holds the whole model in memory.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -34,24 +49,33 @@ from faillite.zoo.manifest import (
     Signature,
     TensorSpec,
     VariantEntry,
-    sha256_file,
+    external_data_path,
+    variant_bytes,
+    variant_sha256,
     write_manifest,
 )
 
 __all__ = [
     "CLASSES",
     "INPUT_NAME",
+    "MACS_MODES",
     "OUTPUT_NAME",
+    "TASK",
     "Architecture",
+    "MacsMode",
     "build_standin",
     "generate_family",
     "solve_architecture",
     "standin_signature",
+    "target_macs",
 ]
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 CLASSES = 1000
+TASK = "imagenet-1k-classification"  # every stand-in family shares the ImageNet-1k label space
+MacsMode = Literal["scaled", "input"]
+MACS_MODES: tuple[str, ...] = get_args(MacsMode)
 _SIDES = (7, 8, 14, 16, 28, 32, 56, 112)
 _EXTERNAL_DATA_BYTES = 1_500_000_000  # protobuf caps a single file at 2 GB
 
@@ -81,8 +105,21 @@ class Architecture:
         return s * (27 * c + self.layers * 9 * c * c + c * c2) + c2 * h + h * CLASSES
 
 
+def target_macs(model: PublishedModel, *, scale: float, input_px: int, macs: str = "scaled") -> int:
+    """MACs per sample a stand-in of ``model`` aims at (see the module docstring)."""
+    if macs == "scaled":
+        return round(model.macs * scale)
+    if macs == "input":
+        at_input = model.macs * scale * (input_px / model.eval_crop_px) ** 2
+        return round(max(at_input, model.params * scale))
+    raise ValueError(f"macs must be one of {', '.join(MACS_MODES)} (got {macs!r})")
+
+
 def solve_architecture(params: int, macs: int, input_px: int = 224) -> Architecture:
-    """Widths whose parameter count and MACs match ``params`` and ``macs``."""
+    """Widths whose parameter count and MACs match ``params`` and ``macs``.
+
+    Every parameter costs at least one MAC here, so ``macs`` below ``params`` lands at about
+    ``params``."""
     if params <= 0 or macs <= 0:
         raise ValueError(f"params and macs must be positive (got {params}, {macs})")
     ratio = macs / params
@@ -112,46 +149,51 @@ def standin_signature(input_px: int = 224) -> Signature:
 def build_standin(
     arch: Architecture, path: Path, *, input_px: int = 224, seed: int = 0, name: str = "standin"
 ) -> None:
-    """Write the ONNX graph for ``arch`` with seeded He-initialised random weights."""
+    """Write the ONNX graph for ``arch`` with seeded He-initialised random weights.
+
+    Files are written beside ``path`` and renamed into place, so a file hard-linked into a
+    model repository is never rewritten under a running server."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(seed)
-
-    def weight(shape: tuple[int, ...], fan_in: int) -> np.ndarray:
-        w = rng.standard_normal(size=shape, dtype=np.float32)
-        w *= np.float32(math.sqrt(2.0 / max(fan_in, 1)))
-        return w
+    from onnx import TensorProto, helper
 
     c, c2, h = arch.width, arch.head, arch.hidden
-    pool = max(1, input_px // arch.side)
-    inits = []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = external_data_path(path)
+    sink = _Weights(seed, data if arch.params * 4 > _EXTERNAL_DATA_BYTES else None)
+    # Exactly side x side outputs even when side does not divide input_px (32 px, side 7):
+    # stride px // side, and a kernel that covers the rest.
+    stride = max(1, input_px // arch.side)
+    kernel = max(1, input_px - (arch.side - 1) * stride)
     nodes = [
-        helper.make_node("AveragePool", [INPUT_NAME], ["x0"], kernel_shape=[pool, pool], strides=[pool, pool])
+        helper.make_node(
+            "AveragePool", [INPUT_NAME], ["x0"], kernel_shape=[kernel, kernel], strides=[stride, stride]
+        )
     ]
 
-    def conv(inp: str, out: str, cin: int, cout: int, k: int, tag: str, relu: bool) -> str:
-        inits.append(numpy_helper.from_array(weight((cout, cin, k, k), cin * k * k), f"{tag}_w"))
-        inits.append(numpy_helper.from_array(np.zeros(cout, np.float32), f"{tag}_b"))
-        pads = [k // 2] * 4
-        target = f"{out}_pre" if relu else out
+    def conv(inp: str, out: str, cin: int, cout: int, k: int, tag: str) -> str:
+        sink.random(f"{tag}_w", (cout, cin, k, k), cin * k * k)
+        sink.zeros(f"{tag}_b", cout)
         nodes.append(
-            helper.make_node("Conv", [inp, f"{tag}_w", f"{tag}_b"], [target], kernel_shape=[k, k], pads=pads)
+            helper.make_node(
+                "Conv", [inp, f"{tag}_w", f"{tag}_b"], [f"{out}_pre"], kernel_shape=[k, k], pads=[k // 2] * 4
+            )
         )
-        if relu:
-            nodes.append(helper.make_node("Relu", [target], [out]))
+        nodes.append(helper.make_node("Relu", [f"{out}_pre"], [out]))
         return out
 
-    x = conv("x0", "stem", 3, c, 3, "stem", relu=True)
-    for i in range(arch.layers):
-        x = conv(x, f"l{i}", c, c, 3, f"l{i}", relu=True)
-    x = conv(x, "head", c, c2, 1, "head", relu=True)
+    try:
+        x = conv("x0", "stem", 3, c, 3, "stem")
+        for i in range(arch.layers):
+            x = conv(x, f"l{i}", c, c, 3, f"l{i}")
+        x = conv(x, "head", c, c2, 1, "head")
+        sink.random("fc1_w", (c2, h), c2)
+        sink.zeros("fc1_b", h)
+        sink.random("fc2_w", (h, CLASSES), h, gain=0.5)
+        sink.zeros("fc2_b", CLASSES)
+    finally:
+        sink.close()
     nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap"]))
     nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], axis=1))
-    inits.append(numpy_helper.from_array(weight((c2, h), c2), "fc1_w"))
-    inits.append(numpy_helper.from_array(np.zeros(h, np.float32), "fc1_b"))
-    inits.append(numpy_helper.from_array(weight((h, CLASSES), h) * np.float32(0.5), "fc2_w"))
-    inits.append(numpy_helper.from_array(np.zeros(CLASSES, np.float32), "fc2_b"))
     nodes.append(helper.make_node("Gemm", ["flat", "fc1_w", "fc1_b"], ["fc1"]))
     nodes.append(helper.make_node("Relu", ["fc1"], ["fc1r"]))
     nodes.append(helper.make_node("Gemm", ["fc1r", "fc2_w", "fc2_b"], [OUTPUT_NAME]))
@@ -160,22 +202,83 @@ def build_standin(
         name,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", 3, input_px, input_px])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", CLASSES])],
-        initializer=inits,
+        initializer=sink.tensors,
     )
     model = helper.make_model(
         graph, producer_name="faillite-standin", opset_imports=[helper.make_opsetid("", 17)]
     )
     model.ir_version = 8
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if arch.params * 4 > _EXTERNAL_DATA_BYTES:
-        data = path.with_name(path.name + ".data")
-        if data.exists():
-            data.unlink()
-        onnx.save_model(
-            model, str(path), save_as_external_data=True, location=data.name, all_tensors_to_one_file=True
-        )
-    else:
-        onnx.save_model(model, str(path))
+    staged = path.with_name(path.name + ".tmp")
+    onnx.save_model(model, str(staged))
+    if sink.staged is not None:
+        sink.staged.replace(data)
+    elif data.exists():
+        data.unlink()  # left by an earlier, larger build at this path
+    staged.replace(path)
+
+
+class _Weights:
+    """Initializers, in the graph or streamed to an external data file one slice at a time."""
+
+    _CHUNK = 1 << 24  # floats per generated slice (64 MB)
+    _ALIGN = 4096  # page-aligned offsets let ONNX Runtime map the file
+
+    def __init__(self, seed: int, external: Path | None) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.tensors: list = []
+        self.external = external
+        self.staged = external.with_name(external.name + ".tmp") if external else None
+        self._fh = self.staged.open("wb") if self.staged else None
+
+    def random(self, name: str, shape: tuple[int, ...], fan_in: int, gain: float = 1.0) -> None:
+        std = np.float32(gain * math.sqrt(2.0 / max(fan_in, 1)))
+        if self._fh is None:
+            w = self.rng.standard_normal(size=shape, dtype=np.float32)
+            w *= std
+            self._add(name, w)
+            return
+        rows, per_row = shape[0], math.prod(shape[1:])
+        step = max(1, self._CHUNK // max(per_row, 1))
+
+        def slices() -> Iterable[np.ndarray]:
+            for first in range(0, rows, step):
+                block = self.rng.standard_normal(size=(min(step, rows - first), per_row), dtype=np.float32)
+                block *= std
+                yield block
+
+        self._stream(name, shape, slices())
+
+    def zeros(self, name: str, n: int) -> None:
+        if self._fh is None:
+            self._add(name, np.zeros(n, np.float32))
+        else:
+            self._stream(name, (n,), [np.zeros(n, np.float32)])
+
+    def _add(self, name: str, array: np.ndarray) -> None:
+        from onnx import numpy_helper
+
+        self.tensors.append(numpy_helper.from_array(array, name))
+
+    def _stream(self, name: str, shape: tuple[int, ...], blocks: Iterable[np.ndarray]) -> None:
+        from onnx import TensorProto
+
+        assert self._fh is not None and self.external is not None
+        offset = -(-self._fh.tell() // self._ALIGN) * self._ALIGN
+        self._fh.seek(offset)
+        length = 0
+        for block in blocks:
+            self._fh.write(block.tobytes())
+            length += block.nbytes
+        tensor = TensorProto(name=name, dims=shape, data_type=TensorProto.FLOAT)
+        tensor.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", self.external.name), ("offset", offset), ("length", length)):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, str(value)
+        self.tensors.append(tensor)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
 
 
 def _selected(
@@ -206,44 +309,59 @@ def generate_family(
     *,
     scale: float = 1.0,
     input_px: int = 224,
+    macs: str = "scaled",
     models: Iterable[str] | None = None,
     progress: Callable[[str], None] = print,
 ) -> FamilyManifest:
     """Build the stand-ins of one family into ``out_dir`` and write its manifest.
 
-    Files already present with the recorded sha256 are kept, so calls are cheap when cached.
+    ``macs`` is ``scaled`` (published MACs x scale) or ``input`` (the real model's MACs at
+    ``input_px``; see the module docstring). Files already present with the recorded sha256
+    are kept, so calls are cheap when cached.
     """
     if not 0 < scale <= 1:
         raise ValueError(f"--scale must be in (0, 1], got {scale}")
+    if macs not in MACS_MODES:
+        raise ValueError(f"--macs must be one of {', '.join(MACS_MODES)} (got {macs!r})")
     chosen = _selected([family], models)[family]
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = _previous_entries(out_dir / "manifest.json")
     entries = []
     for index, m in enumerate(chosen):
-        arch = solve_architecture(round(m.params * scale), round(m.macs * scale), input_px)
+        target = target_macs(m, scale=scale, input_px=input_px, macs=macs)
+        arch = solve_architecture(round(m.params * scale), target, input_px)
         file = out_dir / f"{m.variant}.onnx"
         cached = previous.get(m.variant)
-        if cached and file.is_file() and cached.params == arch.params and cached.sha256 == sha256_file(file):
+        if (
+            cached
+            and file.is_file()
+            and (cached.params, cached.flops) == (arch.params, arch.macs)
+            and cached.file_bytes == variant_bytes(file)
+            and cached.sha256 == variant_sha256(file)
+        ):
             entries.append(cached)
             continue
         progress(
-            f"[{index + 1}/{len(chosen)}] {m.variant}: {arch.params / 1e6:.2f} M params, "
-            f"{arch.macs / 1e9:.3f} GMACs (published {m.params / 1e6:.2f} M, {m.macs / 1e9:.3f} G"
-            f" x scale {scale})"
+            f"[{index + 1}/{len(chosen)}] {m.variant}: {arch.params / 1e6:.2f} M params "
+            f"({arch.params * 4 / 1e6:.0f} MB), {arch.macs / 1e9:.3f} GMACs at {input_px} px "
+            f"(published {m.params / 1e6:.2f} M, {m.macs / 1e9:.3f} G at {m.eval_crop_px} px; "
+            f"scale {scale}, macs {macs})"
         )
+        started = time.monotonic()
         build_standin(arch, file, input_px=input_px, seed=index, name=m.variant)
-        entries.append(
-            VariantEntry(
-                name=m.variant,
-                file=file.name,
-                accuracy=m.accuracy,
-                params=arch.params,
-                flops=arch.macs,
-                file_bytes=file.stat().st_size,
-                sha256=sha256_file(file),
-                published_model=f"torchvision {m.model} {m.weights}",
-            )
+        entry = VariantEntry(
+            name=m.variant,
+            file=file.name,
+            accuracy=m.accuracy,
+            params=arch.params,
+            flops=arch.macs,
+            file_bytes=variant_bytes(file),
+            sha256=variant_sha256(file),
+            published_model=f"torchvision {m.model} {m.weights}",
         )
+        entries.append(entry)
+        if entry.file_bytes >= 50_000_000:
+            progress(f"      wrote {entry.file_bytes / 1e6:.0f} MB in {time.monotonic() - started:.1f} s")
     # Keep earlier builds of this family's other models (a --model subset must not forget them).
     built = {e.name for e in entries}
     kept = [e for name, e in previous.items() if name not in built and (out_dir / e.file).is_file()]
@@ -253,10 +371,11 @@ def generate_family(
         {
             "schema": SCHEMA,
             "family": family,
+            "task": TASK,
             "accuracy_source": "published",
             "accuracy_note": (
                 "PUBLISHED ImageNet-1K top-1 of the torchvision weights each stand-in imitates; "
-                f"stand-in graphs have random weights, scale {scale}, input {input_px}px"
+                f"stand-in graphs have random weights, scale {scale}, input {input_px}px, macs {macs}"
             ),
             "signature": standin_signature(input_px),
             "variants": entries,

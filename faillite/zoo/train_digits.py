@@ -79,7 +79,7 @@ def train_digits_family(out_dir: Path, progress: Callable[[str], None] = print) 
         {
             "schema": SCHEMA,
             "family": "digits",
-            "task": "classification",
+            "task": "digits-10",
             "accuracy_source": "measured",
             "accuracy_note": (
                 "top-1 measured by ONNX Runtime on the held-out split of scikit-learn's digits "

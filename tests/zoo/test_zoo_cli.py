@@ -45,7 +45,7 @@ def test_standins_build_and_verify(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "MobileNet: 1 stand-ins" in done.stdout
-    manifest = tmp_path / "standins" / "scale-0.01-px32" / "MobileNet" / "manifest.json"
+    manifest = tmp_path / "standins" / "r2" / "scale-0.01-px32" / "MobileNet" / "manifest.json"
     assert manifest.is_file()
     verify = _run("verify", str(manifest))
     assert verify.returncode == 0 and "1 variants verified" in verify.stdout
