@@ -1,0 +1,131 @@
+"""Settling after a failover: climb failed-over apps to the most accurate variant that fits
+once the cluster is protected again. Pure: no I/O, no clocks.
+
+After a failover an app answers from its (smaller) backup variant. The memory the failure
+left is shared between two wants: better variants for the apps that failed over, and backups
+that protect every app against the *next* failure. Settling never trades protection for
+accuracy: an app climbs only when a plan exists, with the climbed variant, in which every app
+that is protected now is still protected (other apps' cold backups may move or shrink: a cold
+backup is only a reservation, moving it costs nothing; warm backups stay where they are loaded).
+
+Apps are taken in order of what they stand to gain (weight x accuracy gap to their home
+variant), each to its most accurate variant that fits, up to its home variant. The climbed
+variant may land on any live node; the node the app runs on now still holds the old variant
+until the switch, so its budget is counted without that memory (the load must fit *beside*
+the variant it replaces).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from faillite.placement.api import make_plan
+from faillite.placement.model import App, Backup, Instance, Mode, Plan, Variant
+from faillite.placement.policies import Policy
+
+__all__ = ["Climb", "SettleResult", "settle"]
+
+
+@dataclass(frozen=True)
+class Climb:
+    app: str
+    from_node: str
+    from_variant: str
+    node: str
+    variant: str
+
+
+@dataclass(frozen=True)
+class SettleResult:
+    plan: Plan  # the plan to adopt (the input plan when nothing climbs)
+    climbs: tuple[Climb, ...]
+    # Apps asked about that cannot climb now (an app that climbs is settled once a later call,
+    # with the climb done, finds nothing better).
+    settled: tuple[str, ...]
+
+
+def settle(
+    inst: Instance,
+    plan: Plan,
+    home: Mapping[str, str],
+    apps: Iterable[str],
+    *,
+    policy: Policy | str = Policy.FAILLITE,
+) -> SettleResult:
+    """Climb each of ``apps`` toward its ``home`` variant (app -> variant name) as far as the
+    instance allows without leaving a protected app unprotected.
+
+    ``inst`` pins every app's primary (node and variant) where ``plan`` has it; its nodes are the
+    live ones. Apps of ``apps`` absent from the instance or already home are settled as they are.
+    """
+    current = {a.name: a for a in inst.apps}
+    protected = {a.app for a in plan if a.backup is not None}
+    climbs: list[Climb] = []
+    settled: list[str] = []
+    best = plan
+    order = sorted(
+        (a for a in set(apps) if a in current and a in home),
+        key=lambda a: (-_gain(inst, current[a], home[a]), a),
+    )
+    settled.extend(sorted(a for a in set(apps) if a not in order))
+    for name in order:
+        app = current[name]
+        options = _better(inst, app, home[name])
+        found = None
+        for v in options:
+            trial = _with_climb(inst, current, app, v)
+            result = make_plan(
+                trial, method="greedy", policy=policy, best_effort=True, keep=_warm_backups(best)
+            )
+            if result.plan is None:
+                continue
+            if not protected <= {a.app for a in result.plan if a.backup is not None}:
+                continue  # never trade protection for accuracy
+            found = (v, result.plan)
+            break
+        if found is None:
+            settled.append(name)
+            continue
+        v, new_plan = found
+        asg = new_plan.by_app()[name]
+        climbs.append(Climb(name, app.primary_node or "", app.primary_variant, asg.primary_node, v.name))
+        current[name] = dataclasses.replace(app, primary_node=asg.primary_node, primary_variant=v.name)
+        inst = dataclasses.replace(inst, apps=tuple(current[a.name] for a in inst.apps))
+        best = new_plan
+    return SettleResult(best, tuple(climbs), tuple(sorted(settled)))
+
+
+def _gain(inst: Instance, app: App, home: str) -> float:
+    fam = inst.family(app.family)
+    return app.weight * (fam.variant(home).accuracy - fam.variant(app.primary_variant).accuracy)
+
+
+def _better(inst: Instance, app: App, home: str) -> list[Variant]:
+    """Variants more accurate than the current one, up to home, most accurate first."""
+    fam = inst.family(app.family)
+    now, ceiling = fam.variant(app.primary_variant), fam.variant(home)
+    better = [v for v in fam.variants if now.accuracy < v.accuracy <= ceiling.accuracy]
+    # Within SLO only: the planner rejects a primary over its SLO, and so would the app.
+    better = [v for v in better if v.latency_ms <= app.slo_ms or v.name == home]
+    return sorted(better, key=lambda v: (-v.accuracy, v.memory_bytes, v.name))
+
+
+def _with_climb(inst: Instance, current: Mapping[str, App], app: App, v: Variant) -> Instance:
+    """The instance with ``app`` on variant ``v``, placed by the planner, while the node it runs
+    on now still holds the old variant."""
+    old = inst.family(app.family).variant(app.primary_variant)
+    moved = dataclasses.replace(app, primary_variant=v.name, primary_node=None)
+    nodes = tuple(
+        dataclasses.replace(n, memory_bytes=n.memory_bytes - old.memory_bytes)
+        if n.id == app.primary_node
+        else n
+        for n in inst.nodes
+    )
+    apps = tuple(moved if a.name == app.name else current[a.name] for a in inst.apps)
+    return dataclasses.replace(inst, nodes=nodes, apps=apps)
+
+
+def _warm_backups(plan: Plan) -> dict[str, Backup]:
+    return {a.app: a.backup for a in plan if a.backup is not None and a.backup.mode is Mode.WARM}
