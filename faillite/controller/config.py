@@ -72,7 +72,9 @@ class ControllerConfig(BaseModel):
     method: str = "exact"
     plan_time_limit_s: float = Field(default=5.0, gt=0)
     progressive: bool = True
-    climb_interval_ms: float = Field(default=2000.0, gt=0, description="how often to try climbing back")
+    climb_interval_ms: float = Field(
+        default=250.0, gt=0, description="how often to try settling failed-over apps (climbing back)"
+    )
 
     def detector(self) -> Detector:
         return make_detector(
