@@ -1,11 +1,12 @@
-"""Climbing back: after a failover, move apps back up toward their primary variant when the
-surviving capacity allows, one app at a time, without waiting for the failed node.
+"""Settling after a failover: climb failed-over apps back up toward their home variant, as far
+as the surviving memory allows with every app still protected, without waiting for the node.
 
-An app runs on a smaller variant after a failover. Every few seconds, while some node of the
-original plan is still dead and no failover program runs, the controller asks the planner
-whether the next-better variant of one such app fits where the app runs now (everything else
-pinned, surviving backups kept). If so it becomes the plan, and the reconcile rule "traffic
-converges to the plan's primary once loaded" does the rest: load, switch, unload. A climb
+An app answers from a smaller variant after a failover. Once no failover program runs, the
+controller asks the pure ``faillite.placement.settle`` for the most accurate variant each such
+app can run while every protected app stays protected (other apps' cold reservations may
+move or shrink). The climbs become the plan in one step, and the reconcile rule "traffic
+converges to the plan's primary once loaded" does the rest: load, switch, unload. Apps for
+which nothing better fits are *settled*: ``app_settled`` is said once per failover. A climb
 whose load is refused (the agent's memory is fuller than the plan thinks) is undone and not
 retried for a while.
 """
@@ -16,10 +17,12 @@ import asyncio
 import time
 
 from faillite.controller.core import Controller
+from faillite.controller.decide import Replica
 from faillite.controller.events import EventKind
 from faillite.controller.planning import build_instance
 from faillite.controller.states import AppState, NodeState
-from faillite.placement import Plan, make_plan
+from faillite.placement import Assignment, Plan
+from faillite.placement.settle import SettleResult, settle
 
 __all__ = ["climb_once"]
 
@@ -28,66 +31,89 @@ _RETRY_S = 30.0
 
 async def climb_once(controller: Controller) -> None:
     cluster = controller.cluster
+    _forget_settled(controller)
     if controller.programs or cluster.plan == cluster.home_plan:
         return
     if all(n.state is NodeState.ALIVE for n in cluster.nodes.values()):
         return  # failback restores the home plan instead
     _undo_refused(controller)
     if controller.climbing:
-        return  # one climb at a time: the last one is still loading
-    home = cluster.home_plan.by_app()
+        return  # the last climbs are still loading
+    live = set(controller.live_nodes())
+    home = {a.app: a.primary_variant for a in cluster.home_plan}
     now = time.monotonic()
-    for asg in cluster.plan:
-        target = home.get(asg.app)
-        spec = cluster.apps.get(asg.app)
-        serving = cluster.serving.get(asg.app)
-        if target is None or spec is None or serving is None or serving.state is not AppState.FAILED_OVER:
-            continue
-        if controller.climb_blocked.get(asg.app, 0.0) > now:
-            continue
-        better = _next_better(controller, spec.family, asg.primary_variant, target.primary_variant)
-        if better is None:
-            continue
-        primaries = {a.app: (a.primary_node, a.primary_variant) for a in cluster.plan}
-        primaries[asg.app] = (asg.primary_node, better)
-        keep = {a.app: a.backup for a in cluster.plan if a.backup is not None}
-        inst = build_instance(
-            list(cluster.apps.values()),
-            controller.planning_nodes(),
-            controller.families,
-            controller.params,
-            primaries,
-        )
-        result = await asyncio.to_thread(make_plan, inst, method="greedy", keep=keep, best_effort=True)
-        protected = sum(1 for a in cluster.plan if a.backup is not None)
-        if (
-            result.plan is None
-            or sum(1 for a in result.plan if a.backup is not None) < protected  # never trade protection
-            or controller.programs
-            or cluster.plan.by_app().get(asg.app) != asg
-        ):
-            controller.climb_blocked[asg.app] = now + _RETRY_S
-            continue
-        controller.climbing[asg.app] = asg
-        cluster.set_plans(result.plan)
-        controller.events.emit(
-            EventKind.PLAN_CHANGED,
-            reason=f"climb back: {asg.app} from {asg.primary_variant} to {better}",
-            app=asg.app,
-            node=asg.primary_node,
-        )
+    asked = sorted(
+        app
+        for app, serving in cluster.serving.items()
+        if serving.state is AppState.FAILED_OVER
+        and serving.replica is not None
+        and app in home
+        and controller.settled.get(app) != serving.replica
+        and controller.climb_blocked.get(app, 0.0) <= now
+    )
+    if not asked:
+        return
+    plan = cluster.plan
+    placed = [a for a in plan if a.primary_node in live and a.app in cluster.apps]
+    inst = build_instance(
+        [cluster.apps[a.app] for a in placed],
+        controller.planning_nodes(),
+        controller.families,
+        controller.params,
+        {a.app: (a.primary_node, a.primary_variant) for a in placed},
+    )
+    current = Plan(tuple(placed), getattr(plan, "shared", ()))
+    asked = [a for a in asked if any(p.app == a for p in placed)]
+    result = await asyncio.to_thread(settle, inst, current, home, asked, policy=controller.config.policy)
+    if controller.programs or cluster.plan != plan:
+        return  # the world moved while settle ran: ask again next time
+    _adopt(controller, plan, placed, result)
+
+
+def _adopt(controller: Controller, plan: Plan, placed: list[Assignment], result: SettleResult) -> None:
+    cluster = controller.cluster
+    if result.climbs:
+        kept = tuple(a for a in plan if a not in placed)  # apps on no live node stay as they are
+        before = plan.by_app()
+        cluster.set_plans(Plan(result.plan.assignments + kept, getattr(result.plan, "shared", ())))
+        for c in result.climbs:
+            controller.climbing[c.app] = before[c.app]
+            controller.events.emit(
+                EventKind.PLAN_CHANGED,
+                reason=f"climb back: {c.app} from {c.from_variant} to {c.variant}",
+                app=c.app,
+                node=c.node,
+            )
         controller.wake()
-        return  # one app at a time
+    now_plan = cluster.plan.by_app()
+    for app in result.settled:
+        serving = cluster.serving.get(app)
+        asg = now_plan.get(app)
+        if serving is None or serving.replica is None or asg is None:
+            continue
+        if serving.replica != Replica(asg.primary_node, asg.primary_variant):
+            continue  # not yet answering from where the plan has it: not settled
+        controller.settled[app] = serving.replica
+        controller.events.emit(
+            EventKind.APP_SETTLED,
+            app=app,
+            node=serving.replica.node,
+            variant=serving.replica.variant,
+            protected=_protected(cluster.plan, asg),
+        )
 
 
-def _next_better(controller: Controller, family: str, current: str, home: str) -> str | None:
-    """The least-memory variant more accurate than ``current``, up to the home variant."""
-    fam = controller.families.get(family)
-    if fam is None or current == home:
-        return None
-    now, ceiling = fam.variant(current), fam.variant(home)
-    better = [v for v in fam.variants if now.accuracy < v.accuracy <= ceiling.accuracy]
-    return min(better, key=lambda v: (v.memory_bytes, -v.accuracy)).name if better else None
+def _protected(plan: Plan, asg: Assignment) -> bool:
+    shared = getattr(plan, "shared", ())
+    return asg.backup is not None or any(asg.app in s.apps for s in shared)
+
+
+def _forget_settled(controller: Controller) -> None:
+    """An app back home (or failing over again) settles anew after its next failover."""
+    for app in list(controller.settled):
+        serving = controller.cluster.serving.get(app)
+        if serving is None or serving.state is not AppState.FAILED_OVER:
+            controller.settled.pop(app)
 
 
 def _undo_refused(controller: Controller) -> None:
@@ -109,7 +135,12 @@ def _undo_refused(controller: Controller) -> None:
         if refused:
             controller.climbing.pop(app)
             controller.climb_blocked[app] = time.monotonic() + _RETRY_S
-            cluster.set_plans(Plan(tuple(previous if a.app == app else a for a in cluster.plan)))
+            cluster.set_plans(
+                Plan(
+                    tuple(previous if a.app == app else a for a in cluster.plan),
+                    getattr(cluster.plan, "shared", ()),
+                )
+            )
             controller.events.emit(
                 EventKind.PLAN_CHANGED, reason=f"climb back of {app} refused; undone", app=app
             )
