@@ -2,7 +2,10 @@
 
 It shares no code with ``faillite.placement`` (it must not import it): it re-derives every
 rule from the documented format (docs/planner.md) so that a bug in the solvers' shared code
-cannot hide from it. ``check(doc)`` returns the violations (empty when the plan is valid) and
+cannot hide from it. Shared warm fallbacks (policy faillite-shared) are checked too: memory
+once per node and variant, never beside a served app's primary (or in its failure domain),
+the same fallback key as each app served, the SLO, and their compute after each failure.
+``check(doc)`` returns the violations (empty when the plan is valid) and
 the plan's objective as recomputed here.
 """
 
@@ -117,8 +120,8 @@ def check(doc: dict[str, Any], *, tolerance: float = 1e-6) -> CheckReport:
             mc[prim["node"]] += demand(app, pv, prim["node"])
         base[prim["node"]] += prim["memory_bytes"]
         if b is None:
-            if policy == "faillite" and not best_effort:
-                out.append(f"app {name}: no backup (policy faillite protects every app)")
+            if policy in ("faillite", "faillite-shared") and not best_effort:
+                out.append(f"app {name}: no backup (policy {policy} protects every app)")
             continue
         if policy == "none":
             out.append(f"app {name}: policy none plans no backups")
@@ -148,7 +151,7 @@ def check(doc: dict[str, Any], *, tolerance: float = 1e-6) -> CheckReport:
                 rt = detection + v["load_ms"] + v["first_infer_ms"] / speed(b["node"])
             if abs(rt - b["expected_recovery_ms"]) > 1e-3 + tolerance * rt:
                 out.append(f"app {name}: expected_recovery_ms {b['expected_recovery_ms']} should be {rt:.3f}")
-        if policy in ("faillite", "hetero-warm-only"):
+        if policy in ("faillite", "faillite-shared", "hetero-warm-only"):
             if app.get("critical") and b["mode"] != "warm":
                 out.append(f"app {name}: critical, so its backup must be warm")
             limit = app.get("max_recovery_ms")
@@ -169,6 +172,7 @@ def check(doc: dict[str, Any], *, tolerance: float = 1e-6) -> CheckReport:
         rep.recovery_ms += rt
         rep.backup_bytes += b["memory_bytes"]
 
+    shared_mc = _shared(doc, nodes, fams, together, speed, base, out)
     for nid, n in nodes.items():
         if base[nid] > n["memory_bytes"]:
             out.append(
@@ -187,6 +191,9 @@ def check(doc: dict[str, Any], *, tolerance: float = 1e-6) -> CheckReport:
     for failed in scenarios:
         extra_mem = dict.fromkeys(nodes, 0)
         extra_mc = dict.fromkeys(nodes, 0)
+        for p, n, need in shared_mc:
+            if p in failed:
+                extra_mc[n] += need
         for p, n, mem, mode, need in failover:
             if p in failed:
                 if n in failed:
@@ -208,3 +215,76 @@ def check(doc: dict[str, Any], *, tolerance: float = 1e-6) -> CheckReport:
     if claimed is not None and abs(claimed - rep.objective) > tolerance * max(1, len(doc["apps"])):
         out.append(f"objective {claimed} does not match the recomputed {rep.objective}")
     return rep
+
+
+def _shared(
+    doc: dict[str, Any],
+    nodes: dict[str, Any],
+    fams: dict[str, dict[str, Any]],
+    together: Any,
+    speed: Any,
+    base: dict[str, int],
+    out: list[str],
+) -> list[tuple[str, str, int]]:
+    """Check the shared warm fallbacks; add their memory to ``base`` (once per node and variant).
+
+    Returns (primary node, fallback node, millicores) per served app, for the failure scenarios.
+    """
+    shared = doc.get("shared") or []
+    if shared and doc["policy"] != "faillite-shared":
+        out.append(f"policy {doc['policy']} plans no shared fallbacks")
+    keys = doc.get("fallback_keys") or {}
+    apps = {a["name"]: a for a in doc["apps"]}
+    served_by: dict[str, tuple[str, str]] = {}
+    counted: set[tuple[str, str]] = set()
+    demand: list[tuple[str, str, int]] = []
+    for sf in shared:
+        where = f"shared fallback {sf.get('variant')!r} on {sf.get('node')!r}"
+        if any(k not in sf for k in ("node", "family", "variant", "memory_bytes", "apps")):
+            out.append(f"{where}: must have node, family, variant, memory_bytes, apps")
+            continue
+        if sf["node"] not in nodes:
+            out.append(f"{where}: unknown node (or not live)")
+            continue
+        key = keys.get(sf["family"])
+        if key is None:
+            out.append(f"{where}: family {sf['family']!r} has no fallback key")
+        v = fams.get(sf["family"], {}).get(sf["variant"])
+        if fams and v is None:
+            out.append(f"{where}: family {sf['family']} has no such variant")
+        if v is not None and v["memory_bytes"] != sf["memory_bytes"]:
+            out.append(f"{where}: memory does not match the family's profile")
+        if (sf["node"], sf["variant"]) not in counted:  # one loaded model, however many apps
+            counted.add((sf["node"], sf["variant"]))
+            base[sf["node"]] += sf["memory_bytes"]
+        if not sf["apps"]:
+            out.append(f"{where}: serves no app")
+        for name in sf["apps"]:
+            app = apps.get(name)
+            if app is None:
+                out.append(f"{where}: unknown app {name!r}")
+                continue
+            if name in served_by:
+                out.append(f"app {name}: two shared fallbacks")
+            served_by[name] = (sf["node"], sf["variant"])
+            if key is None or keys.get(app["family"]) != key:
+                out.append(f"app {name}: {where} is of another task/signature (key {key!r})")
+            prim = app["primary"]["node"]
+            if prim in nodes and together(prim, sf["node"]):
+                out.append(f"app {name}: {where} fails together with its primary on {prim}")
+            b = app.get("backup")
+            if b is not None and b.get("mode") == "warm":
+                out.append(f"app {name}: has a warm backup, yet takes a shared fallback")
+            if v is None:
+                continue
+            if v["latency_ms"] / speed(sf["node"]) > app["slo_ms"]:
+                out.append(f"app {name}: {where} misses the SLO {app['slo_ms']} ms")
+            rate = float(app.get("request_rate", 0.0))
+            demand.append((prim, sf["node"], math.ceil(rate * float(v["service_ms"]) / speed(sf["node"]))))
+    for name, app in apps.items():
+        claimed = app.get("shared_fallback")
+        if claimed is not None and served_by.get(name) != (claimed.get("node"), claimed.get("variant")):
+            out.append(f"app {name}: shared_fallback does not match the plan's shared list")
+        if claimed is None and name in served_by and "shared_fallback" in app:
+            out.append(f"app {name}: served by a shared fallback the app entry does not name")
+    return demand

@@ -17,7 +17,7 @@ __all__ = ["METHODS", "POLICIES", "register", "render_table"]
 # Spelled out so that registering the command does not import the solver (a test pins them to
 # faillite.placement's enums).
 METHODS = ("exact", "greedy")
-POLICIES = ("faillite", "none", "full-warm", "full-cold", "hetero-warm-only")
+POLICIES = ("faillite", "faillite-shared", "none", "full-warm", "full-cold", "hetero-warm-only")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
 from faillite.placement.exact import solve_exact
 from faillite.placement.explain import counting_reasons, elastic_reasons, static_reasons
 from faillite.placement.feasibility import Context
 from faillite.placement.greedy import solve_greedy
-from faillite.placement.model import Backup, Instance, PlanResult, Status
-from faillite.placement.policies import Policy, rules_for
+from faillite.placement.model import Backup, Instance, PlanResult, SharedFallback, Status
+from faillite.placement.policies import Policy, PolicyRules, rules_for
+from faillite.placement.shared import with_shared
 
 __all__ = ["Method", "explain", "make_plan"]
 
@@ -41,13 +42,35 @@ def make_plan(
     workers: int = 2,
     keep: Mapping[str, Backup] | None = None,
     gap: float | None = None,
+    keep_shared: Sequence[SharedFallback] = (),
 ) -> PlanResult:
     """Plan primaries (where not given) and backups. Never raises for an infeasible instance:
     the result's status says so, with ``reasons``. ``keep`` pins apps' backups (re-planning).
     ``gap`` (exact only, a fraction): stop once the plan is proven within that relative
-    distance of the optimal weighted accuracy (status ``feasible``, ``bound`` says how close)."""
+    distance of the optimal weighted accuracy (status ``feasible``, ``bound`` says how close).
+    Policy ``faillite-shared`` adds shared warm fallbacks to the plan (``keep_shared``: those
+    to keep where they still fit, when re-planning)."""
     method, policy = Method(method), Policy(policy)
-    ctx = Context(inst, rules_for(policy, best_effort=best_effort), keep)
+    rules = rules_for(policy, best_effort=best_effort)
+    result = _make_plan(inst, method, policy, rules, keep, best_effort, time_limit_s, seed, workers, gap)
+    if rules.shared:
+        result = with_shared(inst, rules, keep, result, keep_shared)
+    return result
+
+
+def _make_plan(
+    inst: Instance,
+    method: Method,
+    policy: Policy,
+    rules: PolicyRules,
+    keep: Mapping[str, Backup] | None,
+    best_effort: bool,
+    time_limit_s: float,
+    seed: int,
+    workers: int,
+    gap: float | None,
+) -> PlanResult:
+    ctx = Context(inst, rules, keep)
     static = static_reasons(ctx)
     if static:
         return PlanResult(Status.INFEASIBLE, method.value, policy.value, reasons=tuple(static))

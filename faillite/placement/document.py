@@ -41,6 +41,8 @@ def instance_document(inst: Instance) -> dict[str, Any]:
             ]
             for f in inst.families
         },
+        # families with the same key can answer for each other (shared warm fallbacks)
+        "fallback_keys": {f.name: f.task for f in inst.families if f.task is not None},
         "apps": [
             {
                 "name": a.name,
@@ -114,9 +116,25 @@ def plan_document(
             kept = v.accuracy
             rec += rt
             protected += 1
+        sf = result.plan.shared_for(app.name)
+        entry["shared_fallback"] = None
+        if sf is not None:
+            fv = inst.variant(sf.family, sf.variant)
+            entry["shared_fallback"] = {"node": sf.node, "variant": fv.name, "accuracy": fv.accuracy}
         entry["expected_accuracy_drop"] = round(pv.accuracy - kept, 6)
         weight += app.weight
         drop += app.weight * (pv.accuracy - kept)
+    doc["shared"] = [
+        {
+            "node": sf.node,
+            "family": sf.family,
+            "variant": sf.variant,
+            "memory_bytes": inst.variant(sf.family, sf.variant).memory_bytes,
+            "accuracy": inst.variant(sf.family, sf.variant).accuracy,
+            "apps": list(sf.apps),
+        }
+        for sf in result.plan.shared
+    ]
     doc["totals"] = {
         "apps": len(inst.apps),
         "protected": protected,
@@ -124,5 +142,7 @@ def plan_document(
         "mean_expected_recovery_ms": round(rec / protected, 3) if protected else None,
         "warm_backup_bytes": warm,
         "cold_reserved_bytes": cold,
+        "shared_fallback_bytes": sum(x["memory_bytes"] for x in doc["shared"]),
+        "shared_covered": sum(len(x["apps"]) for x in doc["shared"]),
     }
     return doc

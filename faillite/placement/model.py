@@ -28,6 +28,7 @@ __all__ = [
     "PlannerParams",
     "PlanningError",
     "Score",
+    "SharedFallback",
     "Status",
     "Variant",
 ]
@@ -81,6 +82,9 @@ class Variant:
 class Family:
     name: str
     variants: tuple[Variant, ...]
+    # The fallback key: families with the same task and input/output signature share it, and
+    # one's variant can answer for another's apps (a shared warm fallback). None: share nothing.
+    task: str | None = None
 
     def variant(self, name: str) -> Variant:
         for v in self.variants:
@@ -197,14 +201,33 @@ class Assignment:
 
 
 @dataclass(frozen=True)
+class SharedFallback:
+    """One warm model on ``node`` that answers for ``apps`` (of other families with the same
+    fallback key) from the moment their primary's node fails until their own backup serves."""
+
+    node: str
+    family: str
+    variant: str
+    apps: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Plan:
     assignments: tuple[Assignment, ...]
+    shared: tuple[SharedFallback, ...] = ()  # policy faillite-shared
 
     def __iter__(self) -> Iterator[Assignment]:
         return iter(self.assignments)
 
     def by_app(self) -> Mapping[str, Assignment]:
         return {a.app: a for a in self.assignments}
+
+    def shared_for(self, app: str) -> SharedFallback | None:
+        """The shared warm fallback that answers for ``app``, if any."""
+        for sf in self.shared:
+            if app in sf.apps:
+                return sf
+        return None
 
 
 @dataclass(frozen=True, order=True)

@@ -5,6 +5,9 @@
 - ``hetero-warm-only``: any variant of the family no larger than the primary, always warm.
 - ``faillite``: heterogeneous variants, warm or cold, every app protected; warm wherever a cold
   load would miss the app's tolerated recovery time, and for critical apps.
+- ``faillite-shared``: faillite's plan, plus shared warm fallbacks: one small warm model per
+  fallback key (same task and signature) answers for the cold-backed apps of other nodes while
+  their own backups load (``faillite.placement.shared``).
 
 The baselines are best effort (an app whose replica does not fit stays unprotected); faillite
 requires every app to be protected unless asked for best effort.
@@ -26,6 +29,7 @@ class Policy(StrEnum):
     FULL_COLD = "full-cold"
     HETERO_WARM_ONLY = "hetero-warm-only"
     FAILLITE = "faillite"
+    FAILLITE_SHARED = "faillite-shared"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class PolicyRules:
     modes: frozenset[Mode]
     require_backup: bool  # every app must be protected, else the plan is infeasible
     honour_recovery: bool  # warm where cold misses max_recovery_ms, and for critical apps
+    shared: bool = False  # add shared warm fallbacks after planning the backups
 
 
 def rules_for(policy: Policy | str, *, best_effort: bool = False) -> PolicyRules:
@@ -48,4 +53,4 @@ def rules_for(policy: Policy | str, *, best_effort: bool = False) -> PolicyRules
         return PolicyRules(True, True, frozenset({Mode.COLD}), False, False)
     if p is Policy.HETERO_WARM_ONLY:
         return PolicyRules(True, False, frozenset({Mode.WARM}), False, True)
-    return PolicyRules(True, False, both, not best_effort, True)
+    return PolicyRules(True, False, both, not best_effort, True, shared=p is Policy.FAILLITE_SHARED)

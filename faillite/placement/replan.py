@@ -2,11 +2,13 @@
 
 ``replan(instance, plan, failed)`` returns ordered actions:
 
-1. every app with a warm backup on a surviving node switches to it (most critical first);
+1. every app with a warm backup on a surviving node switches to it (most critical first); the
+   others with a shared warm fallback on a survivor (policy faillite-shared) switch to that;
 2. first service for the other failed apps, most critical first: with progressive failover, load
    the *stepping stone* (the fastest-loading variant of the family that meets the SLO on the
    backup node and fits in memory beyond the reservations) and switch to it; otherwise load the
-   planned cold backup and switch. Apps without a usable backup are reloaded wherever they fit
+   planned cold backup and switch (no stone when a shared fallback answers at least as
+   accurately already). Apps without a usable backup are reloaded wherever they fit
    (the ``none`` policy reloads the primary variant; the others the best variant that fits);
 3. upgrades: load the planned variant, switch to it, unload the stepping stone;
 4. re-protection: apps that lost their backup (or now run on it) get new backups; backups on
@@ -24,7 +26,10 @@ from faillite.placement.api import make_plan
 from faillite.placement.model import App, Instance, Mode, Plan, PlanningError, PlanResult, Status, Variant
 from faillite.placement.policies import Policy
 
-__all__ = ["Action", "ActionKind", "ReplanResult", "replan"]
+__all__ = ["SHARED_REASON", "Action", "ActionKind", "ReplanResult", "replan"]
+
+#: The reason of a switch to a shared warm fallback (done at detection time, like a warm switch).
+SHARED_REASON = "shared warm fallback"
 
 
 class ActionKind(StrEnum):
@@ -88,6 +93,11 @@ def replan(
         b = asg.backup
         if b is not None and b.mode is Mode.WARM and b.node in nodes:
             loaded[b.node] += inst.variant(app.family, b.variant).memory_bytes
+    shared = {}  # app -> its shared warm fallback on a survivor (each counted once per node)
+    for sf in {(sf.node, sf.family, sf.variant): sf for sf in plan.shared}.values():
+        if sf.node in nodes:
+            loaded[sf.node] += inst.variant(sf.family, sf.variant).memory_bytes
+            shared.update(dict.fromkeys(sf.apps, sf))
     order = sorted(
         (inst.app(a.app) for a in plan if a.primary_node in failed),
         key=lambda a: (not a.critical, -a.weight, a.name),
@@ -104,7 +114,11 @@ def replan(
         if b is not None and b.node in nodes and b.mode is Mode.WARM:
             actions.append(Action(ActionKind.SWITCH, app.name, b.node, b.variant, "warm backup"))
             serving[app.name] = (b.node, b.variant)
-        elif b is not None and b.node in nodes:
+            continue
+        sf = shared.get(app.name)
+        if sf is not None:  # answers at once, while the app's own backup loads
+            actions.append(Action(ActionKind.SWITCH, app.name, sf.node, sf.variant, SHARED_REASON))
+        if b is not None and b.node in nodes:
             v = inst.variant(app.family, b.variant)
             if loaded[b.node] + reserved[b.node] + v.memory_bytes <= nodes[b.node].memory_bytes:
                 reserved[b.node] += v.memory_bytes
@@ -128,6 +142,13 @@ def replan(
     if progressive:
         for t in targets:
             t.stone = _stepping_stone(inst, t, nodes, loaded, reserved)
+            sf = shared.get(t.app.name)
+            if (
+                t.stone is not None
+                and sf is not None
+                and inst.variant(sf.family, sf.variant).accuracy >= t.stone.accuracy
+            ):
+                t.stone = None  # the shared fallback already answers, at least as accurately
             if t.stone is not None:
                 loaded[t.node] += t.stone.memory_bytes
     for t in targets:  # first service
@@ -232,7 +253,13 @@ def _reprotect(
         for a in plan
         if a.backup is not None and a.primary_node not in failed and a.backup.node not in failed
     }
-    opts = {"method": method, "policy": policy, "time_limit_s": time_limit_s, "seed": seed}
+    opts = {
+        "method": method,
+        "policy": policy,
+        "time_limit_s": time_limit_s,
+        "seed": seed,
+        "keep_shared": tuple(sf for sf in plan.shared if sf.node not in failed),
+    }
     result = make_plan(new_inst, keep=keep, **opts)
     if result.plan is None:  # keeping every backup leaves some app unprotected
         kept = make_plan(new_inst, keep=keep, best_effort=True, **opts)
