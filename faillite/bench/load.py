@@ -1,6 +1,7 @@
 """Closed-loop client load: one request in flight per worker, each request recorded.
 
-Used by the demo and the failure benchmark. Every request goes through the failover
+Used by the demo, and by the failure benchmark as its stress load (``--load closed``; the
+default is ``faillite.bench.openloop``). Every request goes through the failover
 ``Client``, so what is recorded is what an application would see: when it started and ended,
 whether it succeeded, and which node and variant answered.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from faillite.client.failover import Client, FailoverError
 from faillite.client.oip import OipError
 
-__all__ = ["LoadGenerator", "RequestRecord"]
+__all__ = ["LoadGenerator", "RequestRecord", "infer_record"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,19 @@ class RequestRecord:
     variant: str | None = None
     accuracy: float | None = None
     error: str | None = None
+
+
+async def infer_record(
+    client: Client, app: str, feeds: Mapping[str, np.ndarray], deadline: float
+) -> RequestRecord:
+    """One request through the failover client, recorded (a failure is a record, not a raise)."""
+    start = time.monotonic()
+    try:
+        result = await client.infer_detailed(app, feeds, deadline=deadline)
+    except (FailoverError, OipError) as exc:
+        return RequestRecord(app, start, time.monotonic(), False, error=str(exc))
+    t = result.target
+    return RequestRecord(app, start, time.monotonic(), True, t.node, t.model, t.accuracy)
 
 
 class LoadGenerator:
@@ -65,16 +79,7 @@ class LoadGenerator:
     async def _loop(self, app: str) -> None:
         feeds = self.inputs[app]
         while not self._stop.is_set():
-            start = time.monotonic()
-            try:
-                result = await self.client.infer_detailed(app, feeds, deadline=self.deadline)
-            except (FailoverError, OipError) as exc:
-                self.records.append(RequestRecord(app, start, time.monotonic(), False, error=str(exc)))
-            else:
-                t = result.target
-                self.records.append(
-                    RequestRecord(app, start, time.monotonic(), True, t.node, t.model, t.accuracy)
-                )
+            self.records.append(await infer_record(self.client, app, feeds, self.deadline))
             if self.pause_s:
                 await asyncio.sleep(self.pause_s)
             else:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from faillite.bench.failover import run_benchmark
-from faillite.bench.failover.report import table
 from faillite.bench.failover.scenarios import SCENARIOS, scenario
+from faillite.bench.failover.table import table
 from faillite.commands.bench import _BENCHMARKS
 
 _FIELDS = (
@@ -26,7 +26,18 @@ _FIELDS = (
     "failed_requests",
     "backup_memory_bytes",
     "mttr_ratio_to_full_cold",
+    # added with the open-loop load and the probe streams
+    "phases_ms",
+    "phases_p99_ms",
+    "accuracy_drop_first",
+    "accuracy_drop_settled",
+    "settle_ms_mean",
+    "protected_after_share",
+    "accuracy_time_loss",
+    "cpu_utilisation",
+    "warm_mttr_mean_ms",
 )
+_PHASES = ("detect", "decide", "publish", "load", "answer")
 
 
 def test_registered_and_scenarios_are_what_the_docs_say() -> None:
@@ -57,6 +68,7 @@ def test_reduced_run_accounts_for_every_failure(tmp_path: Path) -> None:
     )
     sc = scenario("digits")
     assert doc["scenario"] == "digits" and "scale" in doc
+    assert doc["load"] == "open"
     assert set(doc["policies"]) == {"faillite", "full-cold"}
     for label, p in doc["policies"].items():
         assert p["deployed"], p
@@ -76,10 +88,47 @@ def test_reduced_run_accounts_for_every_failure(tmp_path: Path) -> None:
         if mttrs:
             assert p["mttr_mean_ms"] == round(statistics.fmean(mttrs), 2)
             assert min(mttrs) <= p["mttr_p50_ms"] <= p["mttr_p99_ms"] <= max(mttrs)
-        for a in records:  # recovery is measured from the clients' own answers
-            if a["mttr_ms"] is not None:
-                assert a["steps"] and a["steps"][0]["at_ms"] == a["mttr_ms"]
-                assert all(s["node"] != "edge-1" for s in a["steps"])
+        for a in records:  # recovery is measured from the probes' own answers
+            if a["mttr_ms"] is None:
+                continue
+            # MTTR runs from the origin (the failure, or the next probe request after it)
+            assert a["steps"] and a["steps"][0]["at_ms"] == pytest.approx(
+                a["mttr_ms"] + a["origin_ms"], abs=0.01
+            )
+            assert all(s["node"] != "edge-1" for s in a["steps"])
+            assert a["accuracy_drop_first"] == round(a["accuracy_before"] - a["accuracy_first"], 6)
+            if a["settle_ms"] is not None:  # the settled variant answered after (or with) the first
+                assert a["settle_ms"] >= a["mttr_ms"]
+                assert a["settled_variant"] in [s["variant"] for s in a["steps"]]
+                assert a["accuracy_drop_settled"] == round(a["accuracy_before"] - a["accuracy_settled"], 6)
+            # nothing answered before the first answer: at least the primary's accuracy x that time
+            first_s = a["steps"][0]["at_ms"] / 1000
+            assert a["accuracy_time_loss"] >= a["accuracy_before"] * 100 * first_s - 1e-3
+            ph = a["phases_ms"]
+            if all(ph[k] is not None for k in _PHASES):  # phases add up to failure -> first answer
+                assert sum(ph[k] for k in _PHASES) == pytest.approx(a["steps"][0]["at_ms"], abs=0.05)
+        # the policy's figures are the per-app ones, aggregated
+        recovered = [a for a in records if a["mttr_ms"] is not None]
+        for key in ("accuracy_drop_first", "accuracy_drop_settled"):
+            values = [a[key] for a in records if a[key] is not None]
+            assert p[key] == (round(statistics.fmean(values), 6) if values else None), key
+        settles = [a["settle_ms"] for a in records if a["settle_ms"] is not None]
+        assert p["settle_ms_mean"] == (round(statistics.fmean(settles), 2) if settles else None)
+        losses = [a["accuracy_time_loss"] for a in records]
+        assert p["accuracy_time_loss"] == round(statistics.fmean(losses), 4)
+        warm = [a["mttr_ms"] for a in recovered if a["mode"] == "warm"]
+        assert p["warm_mttr_mean_ms"] == (round(statistics.fmean(warm), 3) if warm else None)
+        for k in _PHASES:
+            values = [a["phases_ms"][k] for a in recovered if a["phases_ms"][k] is not None]
+            assert p["phases_ms"][k] == (round(statistics.fmean(values), 3) if values else None), k
+        shares = [i["protected_after_share"] for i in p["injections"]]
+        assert p["protected_after_share"] == round(statistics.fmean(shares), 4)
+        assert 0 <= p["protected_after_share"] <= 1
+        for i in p["injections"]:  # the share counts every app of the scenario
+            assert i["protected_after_share"] == round(1 - len(i["unprotected_after"]) / len(sc.apps), 4)
+        assert 0 < p["cpu_utilisation"] <= 1 and 0 < p["cpu_utilisation_own"] <= 1
+        assert p["load"] == "open" and p["offered_rps"] == sum(a.rate for a in sc.apps)
+        assert p["requests"] > 0 and p["steady_latency"]["requests"] > 0
     # ratios come from the measured means of this run
     base = doc["policies"]["full-cold"]["mttr_mean_ms"]
     assert base is not None
@@ -91,8 +140,8 @@ def test_reduced_run_accounts_for_every_failure(tmp_path: Path) -> None:
 
     from faillite.bench.failover import plots
 
-    png = plots.mttr_cdf(doc, tmp_path / "cdf.png")
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    for png in (plots.mttr_cdf(doc, tmp_path / "cdf.png"), plots.phases(doc, tmp_path / "phases.png")):
+        assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_cli_rejects_an_unknown_policy() -> None:

@@ -1,9 +1,10 @@
 """``faillite bench failover``: every policy, one cluster each, every single-node failure injected.
 
-Full (default): scenario ``paper``, the six policies, every node failed by SIGKILL (and the
-first ``--stop-nodes`` by SIGSTOP) at the scenario's default headroom, then a spare-memory
-sweep (SIGKILL, the first ``--sweep-nodes`` nodes, four policies; faillite without
-progressive failover plans exactly as faillite, and none keeps no backups, so they are left out of the sweep).
+Full (default): scenario ``paper``, every policy, open-loop load at the apps' rates, every node
+failed by SIGKILL (and the first ``--stop-nodes`` by SIGSTOP) at the scenario's default headroom,
+then a spare-memory sweep (headrooms 0.1 to 1.0, SIGKILL of the first ``--sweep-nodes`` nodes,
+five policies; faillite without progressive failover plans exactly as faillite, and none keeps
+no backups, so they are left out of the sweep). ``--load closed``: the closed-loop stress load.
 ``--quick``: scenario digits, faillite and full-cold, one node, SIGKILL, no sweep.
 """
 
@@ -20,14 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from faillite.bench.failover import plots
-from faillite.bench.failover.report import document, table
-from faillite.bench.failover.run import KINDS, POLICIES, PolicyRun, run_policy
+from faillite.bench.failover.report import document
+from faillite.bench.failover.run import KINDS, LOADS, POLICIES, PolicyRun, run_policy
 from faillite.bench.failover.scenarios import SCENARIOS, scenario
+from faillite.bench.failover.table import table
 
 __all__ = ["register", "run_benchmark"]
 
-SWEEP_HEADROOMS = (0.15, 0.5)
-_SWEEP_POLICIES = ("faillite", "hetero-warm-only", "full-warm", "full-cold")
+SWEEP_HEADROOMS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+_SWEEP_POLICIES = ("faillite", "faillite-shared", "hetero-warm-only", "full-warm", "full-cold")
 
 
 class _Progress:
@@ -45,7 +47,11 @@ class _Progress:
         width = 30
         filled = round(width * self.done / self.total)
         elapsed = time.monotonic() - self.started
-        line = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {elapsed:5.0f} s  {what}"
+        left = elapsed / self.done * (self.total - self.done)  # the steps so far, extrapolated
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {elapsed:5.0f} s"
+            f" (~{left / 60:.0f} min left)  {what}"
+        )
         if self.tty:
             sys.stderr.write("\r\x1b[K" + line[:150])
             if self.done >= self.total:
@@ -72,6 +78,8 @@ def run_benchmark(
     sweep_nodes: int,
     workdir: Path,
     command: str,
+    load: str = "open",
+    settle_timeout_s: float = 20.0,
     progress: bool = True,
 ) -> dict[str, Any]:
     sc = scenario(scenario_name)
@@ -88,12 +96,13 @@ def run_benchmark(
     sweep_points = [x for x in sweep if abs(x - h) > 1e-9]
     total = len(policies) * len(failures) + len(sweep_points) * len(sweep_policies) * len(swept)
     tick = _Progress(total, progress)
-    load = _load()
+    load_before = _load()
     started = time.monotonic()
+    opts: dict[str, Any] = {"load": load, "settle_timeout_s": settle_timeout_s, "tick": tick}
     runs: list[PolicyRun] = []
     for label in policies:
         runs.append(
-            run_policy(sc, label, headroom=h, failures=failures, workdir=workdir / f"{label}-{h}", tick=tick)
+            run_policy(sc, label, headroom=h, failures=failures, workdir=workdir / f"{label}-{h}", **opts)
         )
     sweep_runs: list[PolicyRun] = []
     if sweep_points:
@@ -107,7 +116,7 @@ def run_benchmark(
                         headroom=x,
                         failures=[(n, "SIGKILL") for n in swept],
                         workdir=workdir / f"{label}-{x}",
-                        tick=tick,
+                        **opts,
                     )
                 )
     doc = document(
@@ -116,7 +125,8 @@ def run_benchmark(
         sweep_runs,
         kinds=kinds,
         failures=failures,
-        load=load,
+        load_before=load_before,
+        load_mode=load,
         elapsed_s=time.monotonic() - started,
         command=command,
     )
@@ -133,7 +143,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="digits, faillite and full-cold, one node, SIGKILL, no sweep (under 3 minutes)",
+        help="digits, faillite and full-cold, one node, SIGKILL, open loop, no sweep (under 3 minutes)",
+    )
+    p.add_argument(
+        "--load",
+        choices=LOADS,
+        default="open",
+        help="open: Poisson arrivals at each app's rate (default); closed: one request in flight per "
+        "app, back to back (a stress load that saturates the box)",
+    )
+    p.add_argument(
+        "--settle-timeout",
+        type=float,
+        default=20.0,
+        help="seconds to wait per failure for every affected app to settle (default 20)",
     )
     p.add_argument(
         "--scenario", choices=sorted(SCENARIOS), default=None, help="default: paper (quick: digits)"
@@ -156,7 +179,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sweep",
         default=None,
-        help="comma-separated headrooms for the sweep, '' for none (default 0.15,0.35,0.5)",
+        help="comma-separated headrooms for the sweep, '' for none (default 0.1,0.2,...,1.0)",
     )
     p.add_argument(
         "--stop-nodes",
@@ -190,7 +213,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.sweep is None:
         sweep = () if quick else SWEEP_HEADROOMS
     else:
-        sweep = tuple(float(x) for x in args.sweep.split(",") if x.strip())
+        try:
+            sweep = tuple(float(x) for x in args.sweep.split(",") if x.strip())
+        except ValueError:
+            print(f"faillite bench failover: --sweep: not a list of numbers: {args.sweep!r}", file=sys.stderr)
+            return 2
     command = "faillite " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="faillite-bench-failover-") as tmp:
         doc = run_benchmark(
@@ -204,6 +231,8 @@ def _run(args: argparse.Namespace) -> int:
             sweep_nodes=args.sweep_nodes,
             workdir=args.workdir or Path(tmp),
             command=command,
+            load=args.load,
+            settle_timeout_s=args.settle_timeout,
         )
     print(table(doc))
     print(f"{doc['elapsed_s']:.0f} s; before: {doc['load_before']}; after: {doc['load_after']}")
@@ -212,7 +241,10 @@ def _run(args: argparse.Namespace) -> int:
         args.json_path.write_text(json.dumps(doc, indent=1))
         print(f"report: {args.json_path}")
     if args.plots:
-        made = [plots.mttr_cdf(doc, args.plots / f"failover-mttr-cdf-{doc['scenario']}.png")]
+        made = [
+            plots.mttr_cdf(doc, args.plots / f"failover-mttr-cdf-{doc['scenario']}.png"),
+            plots.phases(doc, args.plots / f"failover-phases-{doc['scenario']}.png"),
+        ]
         if doc["sweep"]:
             made.append(plots.sweep(doc, args.plots / f"failover-sweep-{doc['scenario']}.png"))
         print("plots: " + ", ".join(str(m) for m in made))

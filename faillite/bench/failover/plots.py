@@ -1,8 +1,9 @@
 """The failover benchmark's figures (PNG, matplotlib's non-interactive Agg backend).
 
-- ``mttr_cdf``: the client-observed MTTR of every recovered app, one CDF per policy.
-- ``sweep``: spare memory (headroom) against the share of failed apps recovered and the mean
-  accuracy drop, one line per policy.
+- ``mttr_cdf``: the MTTR (probe streams) of every recovered app, one CDF per policy.
+- ``phases``: the MTTR taken apart, stacked bars of each phase's mean per policy.
+- ``sweep``: spare memory (headroom) against mean MTTR, settled accuracy drop and accuracy-time
+  loss, one line per policy.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["mttr_cdf", "sweep"]
+__all__ = ["mttr_cdf", "phases", "sweep"]
+
+_PHASES = ("detect", "decide", "load", "publish", "answer")
 
 
 def _pyplot() -> Any:
@@ -37,7 +40,7 @@ def mttr_cdf(doc: dict[str, Any], path: Path) -> Path:
         ys = [(i + 1) / total for i in range(len(values))]
         ax.step(values, ys, where="post", label=f"{label} ({len(values)}/{total})")
     ax.set_xscale("log")
-    ax.set_xlabel("client-observed MTTR (ms, log scale)")
+    ax.set_xlabel("MTTR on the probe streams (ms, log scale)")
     ax.set_ylabel("share of failed apps recovered")
     ax.set_ylim(0, 1.02)
     ax.grid(True, which="both", alpha=0.3)
@@ -50,31 +53,53 @@ def mttr_cdf(doc: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def phases(doc: dict[str, Any], path: Path) -> Path:
+    """Stacked bars: mean ms of each phase (detect ... answer) per policy; their sum is the mean
+    time from the failure to the first answer of the recovered apps."""
+    plt = _pyplot()
+    labels = [label for label, p in doc["policies"].items() if p.get("deployed") and p.get("phases_ms")]
+    fig, ax = plt.subplots(figsize=(7.2, 3.8), dpi=100)
+    bottoms = [0.0] * len(labels)
+    for name in _PHASES:
+        values = [doc["policies"][label]["phases_ms"].get(name) or 0.0 for label in labels]
+        ax.bar(labels, values, bottom=bottoms, label=name)
+        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
+    ax.set_ylabel("mean ms (recovered apps)")
+    ax.set_title(
+        f"MTTR phases, scenario {doc['scenario']}, headroom {doc['headroom']:.0%}, "
+        f"{doc.get('load', '?')} load",
+        fontsize=10,
+    )
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def sweep(doc: dict[str, Any], path: Path) -> Path:
     plt = _pyplot()
     rows = [r for r in doc["sweep"] if r["deployed"]]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
+    panels = (
+        ("mttr_mean_ms", 1.0, "mean MTTR (ms)"),
+        ("accuracy_drop_settled", 100.0, "settled accuracy drop (points)"),
+        ("accuracy_time_loss", 1.0, "accuracy-time loss (points x s per failed app)"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.6), dpi=100)
     for label in dict.fromkeys(r["policy"] for r in doc["sweep"]):
         mine = sorted((r for r in rows if r["policy"] == label), key=lambda r: r["headroom"])
-        if not mine:
-            continue
-        xs = [r["headroom"] * 100 for r in mine]
-        left.plot(xs, [(r["recovered_share"] or 0) * 100 for r in mine], marker="o", label=label)
-        drops = [
-            (x, r["accuracy_drop_mean"] * 100)
-            for x, r in zip(xs, mine, strict=True)
-            if r["accuracy_drop_mean"] is not None
-        ]
-        if drops:
-            right.plot([d[0] for d in drops], [d[1] for d in drops], marker="o", label=label)
-    left.set_xlabel("spare memory per node (% of primaries)")
-    left.set_ylabel("failed apps recovered (%)")
-    left.set_ylim(0, 102)
-    right.set_xlabel("spare memory per node (% of primaries)")
-    right.set_ylabel("accuracy drop (points, recovered apps)")
-    for ax in (left, right):
+        for ax, (key, factor, _) in zip(axes, panels, strict=True):
+            pts = [(r["headroom"] * 100, r[key] * factor) for r in mine if r.get(key) is not None]
+            if pts:
+                ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
+    for ax, (_, _, ylabel) in zip(axes, panels, strict=True):
+        ax.set_xlabel("spare memory per node (% of primaries)")
+        ax.set_ylabel(ylabel, fontsize=8)
         ax.grid(True, alpha=0.3)
-    left.legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     fig.suptitle(
         f"spare memory sweep, scenario {doc['scenario']} (SIGKILL; missing point: plan refused)", fontsize=10
     )

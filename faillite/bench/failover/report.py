@@ -1,9 +1,13 @@
-"""Figures per policy from the runs' records, the JSON document and the terminal table. Pure.
+"""Figures per policy from the runs' records, the JSON document and the terminal tables. Pure.
 
+MTTR (and settle time, first-answer and settled accuracy) come from the probe streams
+(``faillite.bench.failover.outcome``); failed requests and touched latency from the workload.
 Accuracy drop of a recovered app: its primary's accuracy minus the accuracy of the variant that
-served it at the end of the observation (absolute, in points of accuracy); apps that never
-recovered are counted in ``recovered_share``, not in the drop. Weighted: by the apps' weights.
-MTTR ratio to full-cold: a policy's mean MTTR over full-cold's mean MTTR, both from this run.
+served it at the end of the observation (the settled one when it answered; as fractions, shown as
+points); apps that never recovered are counted in ``recovered_share``, not in the drop. Weighted:
+by the apps' weights. MTTR ratio to full-cold: a policy's mean MTTR over full-cold's mean MTTR,
+both from this run. Timestamps: controller events' ``mono`` and every request record are
+CLOCK_MONOTONIC, one clock for all processes on this machine.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from faillite.bench import phases
+from faillite.bench.failover.outcome import injection_apps, steady_latency
 from faillite.bench.failover.run import PolicyRun, plan_backups
 from faillite.bench.failover.scenarios import Scenario
-from faillite.bench.recovery import AppRecovery, percentile
+from faillite.bench.recovery import percentile
 from faillite.controller.planning import plan_from_json
 
-__all__ = ["PUBLISHED", "document", "policy_figures", "table"]
+__all__ = ["PUBLISHED", "document", "policy_figures"]
 
 #: FailLite's published figures (arXiv 2504.15856), GPU edge testbed.
 PUBLISHED = {"mttr_mean_ms": 175.5, "accuracy_drop_mean": 0.006, "recovered_share": 1.0}
@@ -24,27 +30,6 @@ PUBLISHED = {"mttr_mean_ms": 175.5, "accuracy_drop_mean": 0.006, "recovered_shar
 
 def _r(x: float | None, nd: int = 2) -> float | None:
     return None if x is None else round(x, nd)
-
-
-def _app_json(a: AppRecovery, weight: float) -> dict[str, Any]:
-    drop = None
-    if a.recovered and a.accuracy_before is not None and a.accuracy_after is not None:
-        drop = round(a.accuracy_before - a.accuracy_after, 6)
-    return {
-        "app": a.app,
-        "critical": a.critical,
-        "weight": weight,
-        "mode": a.mode,
-        "recovered": a.recovered,
-        "mttr_ms": a.mttr_ms,
-        "full_recovery_ms": a.full_recovery_ms,
-        "failed_requests": a.failed_requests,
-        "requests": a.requests_after,
-        "accuracy_before": a.accuracy_before,
-        "accuracy_after": a.accuracy_after,
-        "accuracy_drop": drop,
-        "steps": [{"variant": s.variant, "node": s.node, "at_ms": s.at_ms} for s in a.steps],
-    }
 
 
 def planned_drop(run: PolicyRun, scenario: Scenario) -> float | None:
@@ -60,54 +45,105 @@ def planned_drop(run: PolicyRun, scenario: Scenario) -> float | None:
     return _r(statistics.fmean(drops), 6) if drops else None
 
 
+def _mean(values: list[float], nd: int = 2) -> float | None:
+    return _r(statistics.fmean(values), nd) if values else None
+
+
+def _phase_stats(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per phase, (mean, p99) in ms over the recovered apps that have it (as phases.summarize)."""
+    means, p99s = {}, {}
+    for name in phases.PHASES:
+        values = [v for r in records if r["recovered"] and (v := r["phases_ms"].get(name)) is not None]
+        means[name] = _mean(values, 3)
+        p99s[name] = _r(percentile(values, 99), 3)
+    return means, p99s
+
+
 def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     mttrs = [r["mttr_ms"] for r in records if r["mttr_ms"] is not None]
     fulls = [r["full_recovery_ms"] for r in records if r["full_recovery_ms"] is not None]
     drops = [(r["accuracy_drop"], r["weight"]) for r in records if r["accuracy_drop"] is not None]
+    warm = [r["mttr_ms"] for r in records if r["mttr_ms"] is not None and r["mode"] == "warm"]
+    losses = [r["accuracy_time_loss"] for r in records if r["accuracy_time_loss"] is not None]
+    means, p99s = _phase_stats(records)
     return {
         "failed_apps": len(records),
         "recovered": sum(1 for r in records if r["recovered"]),
         "recovered_share": _r(sum(1 for r in records if r["recovered"]) / len(records), 4)
         if records
         else None,
-        "mttr_mean_ms": _r(statistics.fmean(mttrs)) if mttrs else None,
+        "mttr_mean_ms": _mean(mttrs),
         "mttr_p50_ms": _r(percentile(mttrs, 50)),
         "mttr_p99_ms": _r(percentile(mttrs, 99)),
-        "full_recovery_mean_ms": _r(statistics.fmean(fulls)) if fulls else None,
-        "accuracy_drop_mean": _r(statistics.fmean(d for d, _ in drops), 6) if drops else None,
+        "warm_mttr_mean_ms": _mean(warm, 3),
+        "full_recovery_mean_ms": _mean(fulls),
+        "accuracy_drop_mean": _mean([d for d, _ in drops], 6),
         "accuracy_drop_weighted": _r(sum(d * w for d, w in drops) / sum(w for _, w in drops), 6)
         if drops
         else None,
+        "accuracy_drop_first": _mean(
+            [r["accuracy_drop_first"] for r in records if r["accuracy_drop_first"] is not None], 6
+        ),
+        "accuracy_drop_settled": _mean(
+            [r["accuracy_drop_settled"] for r in records if r["accuracy_drop_settled"] is not None], 6
+        ),
+        "settled_share": _r(sum(1 for r in records if r["settle_ms"] is not None) / len(records), 4)
+        if records
+        else None,
+        "settle_ms_mean": _mean([r["settle_ms"] for r in records if r["settle_ms"] is not None]),
+        "accuracy_time_loss": _mean(losses, 4),
+        "accuracy_time_loss_total": _r(sum(losses), 4) if losses else None,
+        "phases_ms": means,
+        "phases_p99_ms": p99s,
         "failed_requests": sum(r["failed_requests"] for r in records),
+        "touched_requests": sum(r["requests"] for r in records),
+        "probe_failed_requests": sum(r["probe_failed_requests"] for r in records),
     }
 
 
 def policy_figures(run: PolicyRun, scenario: Scenario) -> dict[str, Any]:
     if not run.deployed:
-        return {"deployed": False, "refusal": run.refusal, "headroom": run.headroom}
+        return {"deployed": False, "refusal": run.refusal, "headroom": run.headroom, "load": run.load}
+    weights = {a: float(spec.get("weight", 1.0)) for a, spec in run.apps.items()}
     injections = []
     flat: list[dict[str, Any]] = []
     for inj in run.injections:
-        apps = [_app_json(a, float(run.apps[a.app].get("weight", 1.0))) for a in inj.apps]
+        apps = injection_apps(inj, run.records, weights)
         flat += [{**a, "node": inj.node, "kind": inj.kind} for a in apps]
         injections.append(
             {
                 "node": inj.node,
                 "kind": inj.kind,
-                "observe_ms": inj.observe_ms,
+                "observe_ms": round((inj.until - inj.failed_at) * 1000, 1),
                 "restore_ms": inj.restore_ms,
+                "protected_after_share": inj.protected_after,
+                "unprotected_after": inj.extra.get("unprotected_after", []),
+                "events": len(inj.events),
                 "apps": apps,
             }
         )
     warm, cold = plan_backups(run, scenario)
     kinds = sorted({r["kind"] for r in flat})
+    shares = [i.protected_after for i in run.injections if i.protected_after is not None]
     return {
         "deployed": True,
         "error": run.error,
         "policy": run.policy,
         "progressive": run.progressive,
         "headroom": run.headroom,
+        "load": run.load,
         **_summary(flat),
+        "protected_after_share": _r(statistics.fmean(shares), 4) if shares else None,
+        "protected_after_min": min(shares) if shares else None,
+        "cpu_utilisation": run.cpu_utilisation,
+        "cpu_utilisation_steady": run.cpu_utilisation_steady,
+        "cpu_utilisation_own": run.cpu_utilisation_own,
+        "cpu_utilisation_own_steady": run.cpu_utilisation_own_steady,
+        "steady_latency": steady_latency(run.records, [i.window for i in run.injections]),
+        "offered_rps": run.offered_rps,
+        "dropped_requests": run.dropped,
+        "generator_lag_p99_ms": run.lag_p99_ms,
+        "window_s": run.window_s,
         "by_kind": {k: _summary([r for r in flat if r["kind"] == k]) for k in kinds},
         "by_mode": {
             m: _summary([r for r in flat if r["mode"] == m]) for m in sorted({r["mode"] for r in flat})
@@ -141,7 +177,8 @@ def document(
     *,
     kinds: list[str],
     failures: list[tuple[str, str]],
-    load: str,
+    load_before: str,
+    load_mode: str = "open",
     elapsed_s: float,
     command: str,
 ) -> dict[str, Any]:
@@ -162,6 +199,13 @@ def document(
                         "mttr_mean_ms",
                         "accuracy_drop_mean",
                         "accuracy_drop_weighted",
+                        "accuracy_drop_first",
+                        "accuracy_drop_settled",
+                        "accuracy_time_loss",
+                        "settle_ms_mean",
+                        "protected_after_share",
+                        "warm_mttr_mean_ms",
+                        "cpu_utilisation",
                         "backup_memory_bytes",
                         "failed_apps",
                     )
@@ -181,85 +225,13 @@ def document(
         "failure_kinds": kinds,
         "failed_nodes": sorted({n for n, _ in failures}),
         "injections_per_policy": [{"node": n, "kind": k} for n, k in failures],
-        "load_before": load,
+        "load": load_mode,  # open: Poisson arrivals at the apps' rates; closed: saturating stress
+        "rates": {a.name: a.rate for a in scenario.apps} if load_mode == "open" else None,
+        "clock": "CLOCK_MONOTONIC (time.monotonic()), shared by every process on this machine",
+        "load_before": load_before,
         "elapsed_s": round(elapsed_s, 1),
         "command": command,
         "published_faillite": PUBLISHED,
         "policies": policies,
         "sweep": sweep_rows,
     }
-
-
-def _fmt(v: Any, kind: str) -> str:
-    if v is None:
-        return "-"
-    if kind == "pct":
-        return f"{v:.1%}"
-    if kind == "pts":
-        return f"{v * 100:.2f}"
-    if kind == "ms":
-        return f"{v:.0f}"
-    if kind == "mib":
-        return f"{v / 2**20:.1f}"
-    if kind == "x":
-        return f"{v:.2f}"
-    return str(v)
-
-
-_COLUMNS = [
-    ("policy", "", 24),
-    ("recovered_share", "pct", 9),
-    ("mttr_mean_ms", "ms", 7),
-    ("mttr_p50_ms", "ms", 6),
-    ("mttr_p99_ms", "ms", 6),
-    ("full_recovery_mean_ms", "ms", 7),
-    ("accuracy_drop_mean", "pts", 7),
-    ("accuracy_drop_weighted", "pts", 7),
-    ("failed_requests", "", 6),
-    ("backup_memory_bytes", "mib", 8),
-    ("mttr_ratio_to_full_cold", "x", 6),
-]
-_HEAD = ["policy", "recovered", "MTTR", "p50", "p99", "full", "drop", "w.drop", "failed", "warm MiB", "/cold"]
-
-
-def table(doc: dict[str, Any]) -> str:
-    lines = [
-        f"failover benchmark: scenario {doc['scenario']}, {doc['apps']} apps on {doc['nodes']} nodes, "
-        f"headroom {doc['headroom']:.0%}, failures {'+'.join(doc['failure_kinds'])} of "
-        f"{', '.join(doc['failed_nodes'])}",
-        "  ".join(
-            f"{h:>{w}}" if i else f"{h:<{w}}"
-            for i, (h, (_, _, w)) in enumerate(zip(_HEAD, _COLUMNS, strict=True))
-        ),
-    ]
-    for label, p in doc["policies"].items():
-        if not p["deployed"]:
-            lines.append(f"{label:<24}  plan refused: {p['refusal'][:120]}")
-            continue
-        cells = [f"{label:<24}"] + [f"{_fmt(p.get(k), kind):>{w}}" for k, kind, w in _COLUMNS[1:]]
-        lines.append("  ".join(cells))
-    src = (
-        "measured on a held-out split" if doc["accuracy_source"] == "measured" else "PUBLISHED ImageNet top-1"
-    )
-    lines.append(
-        "MTTR/full in ms (client-observed, mean over recovered apps); drop in accuracy points over "
-        f"recovered apps (accuracies: {src}); /cold = MTTR mean over full-cold's"
-    )
-    for kind in doc["failure_kinds"]:
-        parts = [
-            f"{label} {_fmt(p['by_kind'][kind]['mttr_mean_ms'], 'ms')}"
-            for label, p in doc["policies"].items()
-            if p["deployed"] and kind in p["by_kind"]
-        ]
-        lines.append(f"  {kind} MTTR mean (ms): " + ", ".join(parts))
-    if doc["sweep"]:
-        lines.append("spare-memory sweep (recovered share / accuracy drop points):")
-        for row in doc["sweep"]:
-            if not row["deployed"]:
-                lines.append(f"  {row['headroom']:>5.0%} {row['policy']:<24} plan refused")
-                continue
-            lines.append(
-                f"  {row['headroom']:>5.0%} {row['policy']:<24} {_fmt(row['recovered_share'], 'pct'):>7} "
-                f"{_fmt(row['accuracy_drop_mean'], 'pts'):>6}"
-            )
-    return "\n".join(lines)

@@ -1,16 +1,21 @@
-"""Run one policy's cluster through every injected failure, under closed-loop client load.
+"""Run one policy's cluster through every injected failure, under open-loop (or closed-loop) load.
 
-One cluster per (scenario, policy, headroom), reused for every injection: fail a node
-(SIGKILL: a crash; SIGSTOP: a hang, seen only by heartbeat timeout), wait until every app it
-served has failed over (or the observation window ends), compute each app's recovery from the
-clients' own records (``faillite.bench.recovery``), then restore the node (SIGKILL what is
-left, restart the agent) and wait until every app is back on its primary and protected.
+One cluster per (scenario, policy, headroom), reused for every injection
+(``faillite.bench.failover.inject``: probes, failure, settling, restore). The workload runs the
+whole time: ``open`` (default) is Poisson arrivals at each app's rate (``faillite.bench.openloop``),
+``closed`` one request in flight per app, back to back (``faillite.bench.load``: a stress load that
+saturates the box, so its MTTRs are mostly queueing). CPU utilisation (busy share of all cores,
+0-1) is measured over the policy's measured window -- load start to load stop, less each restore
+(an agent process starting up is not the workload) -- and, as ``steady``, over the stretches
+without probes or failures (what the workload alone costs): of the whole box (``cpu_utilisation``,
+which counts whatever else runs on the machine) and of the benchmark's own processes (this one,
+the controller, the agents: ``cpu_utilisation_own``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from faillite.bench.cluster_views import restored
+from faillite.bench.cluster.harness import cluster_processes
+from faillite.bench.cputime import BoxSample, cpu_seconds, sample_box
+from faillite.bench.failover.inject import KINDS, EventCursor, Injection, inject
 from faillite.bench.failover.scenarios import Scenario
-from faillite.bench.load import LoadGenerator
-from faillite.bench.recovery import AppRecovery, recover_reports
+from faillite.bench.load import LoadGenerator, RequestRecord
+from faillite.bench.openloop import OpenLoopLoad
 from faillite.client.failover import Client
 from faillite.controller.planning import plan_from_json
 from faillite.launch.cluster import LocalCluster
@@ -30,28 +37,19 @@ from faillite.launch.http import http_json
 from faillite.launch.process import LaunchError
 from faillite.zoo import digits
 
-__all__ = ["POLICIES", "Injection", "PolicyRun", "run_policy"]
+__all__ = ["KINDS", "LOADS", "POLICIES", "Injection", "PolicyRun", "run_policy"]
 
 #: (label, controller policy, progressive failover)
 POLICIES: dict[str, tuple[str, bool]] = {
     "faillite": ("faillite", True),
+    "faillite-shared": ("faillite-shared", True),
     "faillite-no-progressive": ("faillite", False),
     "hetero-warm-only": ("hetero-warm-only", True),
     "full-warm": ("full-warm", True),
     "full-cold": ("full-cold", True),
     "none": ("none", True),
 }
-KINDS = {"SIGKILL": signal.SIGKILL, "SIGSTOP": signal.SIGSTOP}
-_SETTLED = ("failed_over", "unavailable")
-
-
-@dataclass
-class Injection:
-    node: str
-    kind: str
-    apps: list[AppRecovery]
-    observe_ms: float  # failure -> end of the observation window
-    restore_ms: float  # restart -> every app back on its primary and protected
+LOADS = ("open", "closed")
 
 
 @dataclass
@@ -61,15 +59,31 @@ class PolicyRun:
     progressive: bool
     headroom: float
     deployed: bool
+    load: str = "open"
     refusal: str | None = None
     error: str | None = None  # set when injections stopped early (the cluster did not recover)
     plan: list[dict[str, Any]] = field(default_factory=list)
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)  # the specs, with primary accuracy
     injections: list[Injection] = field(default_factory=list)
-    requests: int = 0
-    failed_requests_total: int = 0
+    records: list[RequestRecord] = field(default_factory=list)  # the workload's
+    dropped: int = 0  # open-loop arrivals refused by admission control
+    offered_rps: float | None = None
+    lag_p99_ms: float | None = None  # open loop: how late the generator sent (its own lag)
+    window_s: float = 0.0  # the measured window (load start to stop)
+    cpu_utilisation: float | None = None  # busy share of all cores over the window (0-1)
+    cpu_utilisation_steady: float | None = None  # the same, outside failures and probes
+    cpu_utilisation_own: float | None = None  # the benchmark's own processes, over the window
+    cpu_utilisation_own_steady: float | None = None
     start_s: float = 0.0
     elapsed_s: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return len(self.records)
+
+    @property
+    def failed_requests_total(self) -> int:
+        return sum(1 for r in self.records if not r.ok)
 
 
 def _inputs(cluster: LocalCluster) -> dict[str, dict[str, np.ndarray]]:
@@ -86,15 +100,6 @@ def _inputs(cluster: LocalCluster) -> dict[str, dict[str, np.ndarray]]:
     return feeds
 
 
-async def _until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(condition):
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
-
-
 def run_policy(
     scenario: Scenario,
     label: str,
@@ -103,14 +108,17 @@ def run_policy(
     failures: list[tuple[str, str]],
     workdir: Path,
     tick: Callable[[str], None] = lambda _s: None,
-    observe_s: float = 15.0,
-    steady_s: float = 0.5,
+    load: str = "open",
+    settle_timeout_s: float = 20.0,
+    steady_s: float = 1.0,
 ) -> PolicyRun:
     """Start the cluster, inject each (node, kind) of ``failures`` in turn, stop it.
 
     ``tick`` is called after each injection (and once per injection when the plan is refused)."""
+    if load not in LOADS:
+        raise ValueError(f"load must be one of {', '.join(LOADS)} (got {load!r})")
     policy, progressive = POLICIES[label]
-    run = PolicyRun(label, policy, progressive, headroom, deployed=False)
+    run = PolicyRun(label, policy, progressive, headroom, deployed=False, load=load)
     config = scenario.config(policy, headroom=headroom, progressive=progressive)
     cluster = LocalCluster(config, workdir, say=lambda _m: None, memory_margin=scenario.memory_margin)
     t0 = time.monotonic()
@@ -129,7 +137,7 @@ def run_policy(
         run.plan = http_json("GET", f"{cluster.controller_url}/v1/plan")[1]["plan"]
         for a in cluster.apps():
             run.apps[a["name"]] = {**a["spec"], "accuracy": a["accuracy"], "variant": a["variant"]}
-        asyncio.run(_inject_all(cluster, run, failures, tick, observe_s, steady_s))
+        asyncio.run(_inject_all(cluster, run, failures, tick, settle_timeout_s, steady_s))
     finally:
         cluster.stop()
         run.elapsed_s = round(time.monotonic() - t0, 2)
@@ -141,75 +149,91 @@ async def _inject_all(
     run: PolicyRun,
     failures: list[tuple[str, str]],
     tick: Callable[[str], None],
-    observe_s: float,
+    settle_timeout_s: float,
     steady_s: float,
 ) -> None:
+    inputs = _inputs(cluster)
+    cursor = EventCursor(cluster.controller_url)
     async with Client(cluster.controller_url, token=cluster.config.token) as client:
-        load = LoadGenerator(client, _inputs(cluster), workers=1, deadline=10.0)
-        load.start()
+        if run.load == "open":
+            rates = {name: float(spec.get("rate") or 0.0) for name, spec in run.apps.items()}
+            workload: OpenLoopLoad | LoadGenerator = OpenLoopLoad(client, inputs, rates, deadline=10.0)
+            run.offered_rps = round(workload.offered, 2)
+        else:
+            workload = LoadGenerator(client, inputs, workers=1, deadline=10.0)
+
+        def sample() -> _Cpu:
+            pids = [os.getpid()] + [pid for _, pid in cluster_processes(cluster)]
+            return _Cpu(sample_box(), {pid: cpu_seconds([pid]) for pid in pids})
+
+        first, w0 = sample(), time.monotonic()
+        workload.start()
         try:
             await asyncio.sleep(steady_s)
             for done, (node, kind) in enumerate(failures):
                 try:
-                    run.injections.append(await _inject(cluster, load, run, node, kind, observe_s))
+                    injection = await inject(
+                        cluster, client, inputs, cursor, node, kind,
+                        settle_timeout_s=settle_timeout_s, label=run.label, sample=sample,
+                    )  # fmt: skip
                 except LaunchError as exc:  # the cluster did not return to its plan: stop here
                     run.error = str(exc)
                     for _ in failures[done:]:
                         tick(f"{run.label}: stopped")
                     break
+                run.injections.append(injection)
                 tick(f"{run.label}: {kind} {node}")
+            await asyncio.sleep(steady_s)
         finally:
-            await load.stop()
-    run.requests = len(load.records)
-    run.failed_requests_total = sum(1 for r in load.records if not r.ok)
+            last = sample()
+            await workload.stop()
+            run.window_s = round(time.monotonic() - w0, 2)
+    steady, failing = _segments(first, run.injections, last)
+    run.cpu_utilisation, run.cpu_utilisation_steady = _box_share(steady + failing), _box_share(steady)
+    run.cpu_utilisation_own, run.cpu_utilisation_own_steady = _own_share(steady + failing), _own_share(steady)
+    run.records = list(workload.records)
+    if isinstance(workload, OpenLoopLoad):
+        run.dropped = sum(workload.dropped.values())
+        lags = sorted(workload.lags)
+        run.lag_p99_ms = round(lags[int(0.99 * (len(lags) - 1))] * 1000, 2) if lags else None
 
 
-async def _inject(
-    cluster: LocalCluster, load: LoadGenerator, run: PolicyRun, node: str, kind: str, observe_s: float
-) -> Injection:
-    before = {a["name"]: a for a in await asyncio.to_thread(cluster.apps)}
-    affected = sorted(n for n, a in before.items() if a["node"] == node)
-    failed_at = time.monotonic()
-    cluster.kill_node(node, KINDS[kind])
+@dataclass(frozen=True)
+class _Cpu:
+    box: BoxSample
+    own: dict[int, float]  # pid -> CPU seconds so far (0 for a process that was gone)
 
-    def settled() -> bool:
-        apps = {a["name"]: a for a in cluster.apps()}
-        return all(apps[n]["state"] in _SETTLED for n in affected)
 
-    await _until(settled, observe_s)
-    left = max(0.5, observe_s - (time.monotonic() - failed_at))
+def _segments(
+    first: _Cpu, injections: list[Injection], last: _Cpu
+) -> tuple[list[tuple[_Cpu, _Cpu]], list[tuple[_Cpu, _Cpu]]]:
+    """(steady stretches, failure stretches) of the measured window; restores are left out."""
+    steady: list[tuple[_Cpu, _Cpu]] = []
+    failing: list[tuple[_Cpu, _Cpu]] = []
+    at = first
+    for inj in injections:
+        start, end, back = inj.samples
+        steady.append((at, start))
+        failing.append((start, end))
+        at = back
+    steady.append((at, last))
+    return steady, failing
 
-    def served_final() -> bool:  # every failed-over app answered by the variant it settled on
-        apps = {a["name"]: a for a in cluster.apps()}
-        for n in affected:
-            if apps[n]["state"] != "failed_over":
-                continue
-            if not any(
-                r.app == n
-                and r.ok
-                and r.end > failed_at
-                and r.node != node
-                and r.variant == apps[n]["variant"]
-                for r in reversed(load.records)
-            ):
-                return False
-        return True
 
-    await _until(served_final, left)
-    await asyncio.sleep(0.1)
-    until = time.monotonic()
-    after = {a["name"]: a for a in await asyncio.to_thread(cluster.apps)}
-    apps = recover_reports(
-        load.records, affected, before, after, failed_node=node, failed_at=failed_at, until=until
+def _box_share(segments: list[tuple[_Cpu, _Cpu]]) -> float | None:
+    busy = sum(b.box.busy - a.box.busy for a, b in segments)
+    total = sum(b.box.total - a.box.total for a, b in segments)
+    return round(busy / total, 4) if total > 0 else None
+
+
+def _own_share(segments: list[tuple[_Cpu, _Cpu]]) -> float | None:
+    """CPU seconds of the benchmark's processes over the segments' core-seconds. A process killed
+    within a segment (the failed agent) loses that segment's share: a slight undercount."""
+    used = sum(
+        max(0.0, b.own[pid] - a.own[pid]) for a, b in segments for pid in a.own if b.own.get(pid, 0.0) > 0
     )
-    observe_ms = (until - failed_at) * 1000
-    restart_at = time.monotonic()
-    if kind != "SIGKILL":
-        cluster.kill_node(node, signal.SIGKILL)  # a hung process is ended before its restart
-    await asyncio.to_thread(cluster.restart_node, node)
-    if not await _until(lambda: restored(cluster), 90):
-        raise LaunchError(f"{run.label}: the cluster did not return to its plan after restarting {node}")
-    return Injection(node, kind, apps, round(observe_ms, 1), round((time.monotonic() - restart_at) * 1000, 1))
+    total = sum(b.box.total - a.box.total for a, b in segments)
+    return round(used / total, 4) if total > 0 else None
 
 
 def plan_backups(run: PolicyRun, scenario: Scenario) -> tuple[int, int]:

@@ -40,6 +40,7 @@ class AppDef:
     critical: bool = False
     weight: float = 1.0
     slo_ms: float = 800.0
+    rate: float = 5.0  # requests per second offered by the open-loop workload (Poisson)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class Scenario:
                 slo_ms=a.slo_ms,
                 weight=a.weight,
                 critical=a.critical,
+                rate=a.rate,
                 node=where[a.name],
             )
             for a in self.apps
@@ -147,13 +149,14 @@ class Scenario:
 
 
 def _digits() -> Scenario:
+    # rates: cameras and sensors reading digits (door codes at 10/s, meters and tags in bursts)
     apps = (
-        AppDef("digits-door", "digits", "digits-mlp-256x128", critical=True, weight=3, slo_ms=20),
-        AppDef("digits-meter", "digits", "digits-mlp-64", critical=True, weight=2, slo_ms=20),
-        AppDef("digits-forms", "digits", "digits-mlp-256x128", slo_ms=20),
-        AppDef("digits-mail", "digits", "digits-mlp-64", slo_ms=20),
-        AppDef("digits-cheque", "digits", "digits-mlp-256x128", slo_ms=20),
-        AppDef("digits-tags", "digits", "digits-mlp-16", slo_ms=20),
+        AppDef("digits-door", "digits", "digits-mlp-256x128", critical=True, weight=3, slo_ms=20, rate=10),
+        AppDef("digits-meter", "digits", "digits-mlp-64", critical=True, weight=2, slo_ms=20, rate=5),
+        AppDef("digits-forms", "digits", "digits-mlp-256x128", slo_ms=20, rate=20),
+        AppDef("digits-mail", "digits", "digits-mlp-64", slo_ms=20, rate=2),
+        AppDef("digits-cheque", "digits", "digits-mlp-256x128", slo_ms=20, rate=30),
+        AppDef("digits-tags", "digits", "digits-mlp-16", slo_ms=20, rate=8),
     )
     # Every digits variant is ~1 MiB once loaded (the session's own overhead dominates), so a
     # smaller backup saves almost nothing: this scenario gets 100 % headroom by default.
@@ -161,35 +164,37 @@ def _digits() -> Scenario:
 
 
 def _paper() -> Scenario:
+    # rates (requests/s, Poisson): cameras at 10-30 (critical ones, light models at high rates),
+    # periodic sensors and batch-like apps at 2-8; about 200 requests/s in all
     c = {"critical": True, "weight": 3.0}
     apps = (
-        AppDef("resnet152", "ResNet", "resnet152-imagenet1k_v2", **c),
-        AppDef("resnet101", "ResNet", "resnet101-imagenet1k_v2"),
-        AppDef("resnet50", "ResNet", "resnet50-imagenet1k_v2"),
-        AppDef("resnet34", "ResNet", "resnet34-imagenet1k_v1"),
-        AppDef("effnet-b4", "EfficientNet", "efficientnet_b4-imagenet1k_v1", **c),
-        AppDef("effnet-b3", "EfficientNet", "efficientnet_b3-imagenet1k_v1"),
-        AppDef("effnet-v2s", "EfficientNet", "efficientnet_v2_s-imagenet1k_v1"),
-        AppDef("effnet-b1", "EfficientNet", "efficientnet_b1-imagenet1k_v2", **c),
-        AppDef("regnet-y3.2gf", "RegNet", "regnet_y_3_2gf-imagenet1k_v2"),
-        AppDef("regnet-x3.2gf", "RegNet", "regnet_x_3_2gf-imagenet1k_v2"),
-        AppDef("regnet-y1.6gf", "RegNet", "regnet_y_1_6gf-imagenet1k_v2"),
-        AppDef("regnet-y800mf", "RegNet", "regnet_y_800mf-imagenet1k_v2"),
-        AppDef("convnext-s", "ConvNeXt", "convnext_small-imagenet1k_v1", **c),
-        AppDef("convnext-t", "ConvNeXt", "convnext_tiny-imagenet1k_v1"),
-        AppDef("swin-s", "Swin", "swin_s-imagenet1k_v1"),
-        AppDef("swin-t", "Swin", "swin_t-imagenet1k_v1", **c),
-        AppDef("swin-v2-t", "Swin", "swin_v2_t-imagenet1k_v1"),
-        AppDef("mobilenet-v3l", "MobileNet", "mobilenet_v3_large-imagenet1k_v2", **c),
-        AppDef("mobilenet-v2", "MobileNet", "mobilenet_v2-imagenet1k_v2"),
-        AppDef("densenet161", "DenseNet", "densenet161-imagenet1k_v1"),
-        AppDef("densenet201", "DenseNet", "densenet201-imagenet1k_v1"),
-        AppDef("densenet121", "DenseNet", "densenet121-imagenet1k_v1"),
-        AppDef("resnext101", "ResNeXt", "resnext101_64x4d-imagenet1k_v1"),
-        AppDef("resnext50", "ResNeXt", "resnext50_32x4d-imagenet1k_v2"),
-        AppDef("regnet-y8gf", "RegNet", "regnet_y_8gf-imagenet1k_v2"),
-        AppDef("shufflenet", "ShuffleNet", "shufflenet_v2_x2_0-imagenet1k_v1"),
-        AppDef("mnasnet", "MNASNet", "mnasnet1_3-imagenet1k_v1"),
+        AppDef("resnet152", "ResNet", "resnet152-imagenet1k_v2", **c, rate=10),
+        AppDef("resnet101", "ResNet", "resnet101-imagenet1k_v2", rate=4),
+        AppDef("resnet50", "ResNet", "resnet50-imagenet1k_v2", rate=6),
+        AppDef("resnet34", "ResNet", "resnet34-imagenet1k_v1", rate=2),
+        AppDef("effnet-b4", "EfficientNet", "efficientnet_b4-imagenet1k_v1", **c, rate=10),
+        AppDef("effnet-b3", "EfficientNet", "efficientnet_b3-imagenet1k_v1", rate=5),
+        AppDef("effnet-v2s", "EfficientNet", "efficientnet_v2_s-imagenet1k_v1", rate=3),
+        AppDef("effnet-b1", "EfficientNet", "efficientnet_b1-imagenet1k_v2", **c, rate=15),
+        AppDef("regnet-y3.2gf", "RegNet", "regnet_y_3_2gf-imagenet1k_v2", rate=4),
+        AppDef("regnet-x3.2gf", "RegNet", "regnet_x_3_2gf-imagenet1k_v2", rate=2),
+        AppDef("regnet-y1.6gf", "RegNet", "regnet_y_1_6gf-imagenet1k_v2", rate=6),
+        AppDef("regnet-y800mf", "RegNet", "regnet_y_800mf-imagenet1k_v2", rate=8),
+        AppDef("convnext-s", "ConvNeXt", "convnext_small-imagenet1k_v1", **c, rate=10),
+        AppDef("convnext-t", "ConvNeXt", "convnext_tiny-imagenet1k_v1", rate=3),
+        AppDef("swin-s", "Swin", "swin_s-imagenet1k_v1", rate=2),
+        AppDef("swin-t", "Swin", "swin_t-imagenet1k_v1", **c, rate=10),
+        AppDef("swin-v2-t", "Swin", "swin_v2_t-imagenet1k_v1", rate=4),
+        AppDef("mobilenet-v3l", "MobileNet", "mobilenet_v3_large-imagenet1k_v2", **c, rate=30),
+        AppDef("mobilenet-v2", "MobileNet", "mobilenet_v2-imagenet1k_v2", rate=12),
+        AppDef("densenet161", "DenseNet", "densenet161-imagenet1k_v1", rate=2),
+        AppDef("densenet201", "DenseNet", "densenet201-imagenet1k_v1", rate=3),
+        AppDef("densenet121", "DenseNet", "densenet121-imagenet1k_v1", rate=5),
+        AppDef("resnext101", "ResNeXt", "resnext101_64x4d-imagenet1k_v1", rate=2),
+        AppDef("resnext50", "ResNeXt", "resnext50_32x4d-imagenet1k_v2", rate=4),
+        AppDef("regnet-y8gf", "RegNet", "regnet_y_8gf-imagenet1k_v2", rate=3),
+        AppDef("shufflenet", "ShuffleNet", "shufflenet_v2_x2_0-imagenet1k_v1", rate=20),
+        AppDef("mnasnet", "MNASNet", "mnasnet1_3-imagenet1k_v1", rate=8),
     )
     return Scenario("paper", 6, apps)
 
