@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -164,3 +167,39 @@ def test_loss_is_bounded_by_the_full_accuracy_over_the_window(
     assert loss.window_s <= window + 1e-12
     if not loss.recovered:
         assert loss.loss_point_s == pytest.approx(primary * 100 * loss.window_s)
+
+
+def test_recorded_sigkill_of_a_real_cluster() -> None:
+    """The probe records of a real failover (tests/bench/record_failover.py): the loss is at
+    least the full accuracy until the first answer, at most the full accuracy over the window,
+    and exactly the full accuracy until the first answer when that answer is the settled one."""
+    doc = json.loads((Path(__file__).parent / "data" / "failover_sigkill.json").read_text())
+    failure, records = doc["failure"], [RequestRecord(**r) for r in doc["records"]]
+    settled = {e["app"]: e["variant"] for e in doc["events"] if e["kind"] == "app_settled"}
+    losses = []
+    for app, info in doc["apps"].items():
+        answers = sorted(
+            (
+                r
+                for r in records
+                if r.app == app and r.ok and r.node != failure["node"] and r.end >= failure["at"]
+            ),
+            key=lambda r: r.end,
+        )
+        settled_at = next(r.end for r in answers if r.variant == settled[app])
+        loss = accuracy_time_loss(
+            app, records, failed_node=failure["node"], failed_at=failure["at"], until=doc["records_until"],
+            primary_accuracy=info["accuracy"], settled_at=settled_at,
+        )  # fmt: skip
+        full = info["accuracy"] * 100
+        outage = answers[0].end - failure["at"]
+        assert loss.settled and loss.window_s == pytest.approx(settled_at - failure["at"])
+        assert full * outage - 1e-9 <= loss.loss_point_s <= full * loss.window_s + 1e-9
+        if answers[0].variant == settled[app]:
+            assert loss.loss_point_s == pytest.approx(
+                full * outage + max(full - answers[0].accuracy * 100, 0) * (settled_at - answers[0].end)
+            )
+        losses.append(loss)
+    total = policy_loss(losses)
+    assert total["apps"] == len(doc["apps"]) and total["unrecovered"] == 0
+    assert total["sum_point_s"] == pytest.approx(sum(a.loss_point_s for a in losses), abs=1e-4)

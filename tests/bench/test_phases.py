@@ -7,6 +7,8 @@ what a probe stream records (faillite.bench.load.RequestRecord)."""
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -287,3 +289,45 @@ def test_phases_are_never_negative_and_add_up(
             assert to_answer + (values["settle"] or 0.0) == pytest.approx(p.settled_ms, abs=1e-6)
     else:
         assert values["answer"] is None and values["settle"] is None
+
+
+# a real failover, recorded by ``python -m tests.bench.record_failover``
+
+RECORDED = Path(__file__).parent / "data" / "failover_sigkill.json"
+
+
+def test_recorded_sigkill_of_a_real_cluster() -> None:
+    doc = json.loads(RECORDED.read_text())
+    failure = Failure(**doc["failure"])
+    events, records = doc["events"], [RequestRecord(**r) for r in doc["records"]]
+    results = failure_phases(doc["apps"], failure, events, records)  # app_settled comes ~1 s later
+    by_app = {r.app: r for r in results}
+    dead = next(e["mono"] for e in events if e["kind"] == "node_dead" and e["node"] == failure.node)
+    for name, app in doc["apps"].items():
+        p = by_app[name]
+        assert p.mode == app["mode"]  # inferred from the events, as the plan had it
+        first = min(
+            r.end
+            for r in records
+            if r.app == name and r.ok and r.node != failure.node and r.end >= failure.at
+        )
+        assert p.recovery_ms == pytest.approx((first - failure.at) * 1000)
+        values = p.phases()
+        assert all(v is not None and v >= 0 for v in values.values())
+        assert sum(v for k, v in values.items() if k != "settle") == pytest.approx(p.recovery_ms)
+        assert p.marks.detected is not None and p.marks.detected <= dead
+        settled = [e for e in events if e["kind"] == "app_settled" and e["app"] == name]
+        assert p.settled_variant == settled[-1]["variant"]
+        if app["mode"] == "warm":
+            assert p.load_ms == 0.0
+    cold = next(by_app[n] for n, a in doc["apps"].items() if a["mode"] == "cold")
+    program = [e for e in events if e.get("app") == cold.app]
+    assert cold.marks.decided == next(e["mono"] for e in program if e["kind"] == "load_started")
+    stepped = [e["variant"] for e in program if e["kind"] == "progressive_step"]
+    assert [s.variant for s in cold.steps] == stepped  # the stepping stone, then the planned backup
+    assert cold.first_variant in stepped
+    if cold.first_variant == stepped[0]:  # answered by the stone: its load is on the path
+        assert cold.marks.loaded == next(
+            e["mono"] for e in program if e["kind"] == "load_finished" and e["variant"] == stepped[0]
+        )
+        assert cold.load_ms is not None and cold.load_ms > 0
