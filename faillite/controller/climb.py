@@ -62,7 +62,7 @@ async def climb_once(controller: Controller) -> None:
         controller.params,
         {a.app: (a.primary_node, a.primary_variant) for a in placed},
     )
-    current = Plan(tuple(placed), getattr(plan, "shared", ()))
+    current = Plan(tuple(placed), plan.shared)
     asked = [a for a in asked if any(p.app == a for p in placed)]
     result = await asyncio.to_thread(settle, inst, current, home, asked, policy=controller.config.policy)
     if controller.programs or cluster.plan != plan:
@@ -75,7 +75,7 @@ def _adopt(controller: Controller, plan: Plan, placed: list[Assignment], result:
     if result.climbs:
         kept = tuple(a for a in plan if a not in placed)  # apps on no live node stay as they are
         before = plan.by_app()
-        cluster.set_plans(Plan(result.plan.assignments + kept, getattr(result.plan, "shared", ())))
+        cluster.set_plans(Plan(result.plan.assignments + kept, result.plan.shared))
         for c in result.climbs:
             controller.climbing[c.app] = before[c.app]
             controller.events.emit(
@@ -104,8 +104,7 @@ def _adopt(controller: Controller, plan: Plan, placed: list[Assignment], result:
 
 
 def _protected(plan: Plan, asg: Assignment) -> bool:
-    shared = getattr(plan, "shared", ())
-    return asg.backup is not None or any(asg.app in s.apps for s in shared)
+    return asg.backup is not None or plan.shared_for(asg.app) is not None
 
 
 def _forget_settled(controller: Controller) -> None:
@@ -138,7 +137,7 @@ def _undo_refused(controller: Controller) -> None:
             cluster.set_plans(
                 Plan(
                     tuple(previous if a.app == app else a for a in cluster.plan),
-                    getattr(cluster.plan, "shared", ()),
+                    cluster.plan.shared,
                 )
             )
             controller.events.emit(

@@ -5,8 +5,9 @@ After a failover an app answers from its (smaller) backup variant. The memory th
 left is shared between two wants: better variants for the apps that failed over, and backups
 that protect every app against the *next* failure. Settling never trades protection for
 accuracy: an app climbs only when a plan exists, with the climbed variant, in which every app
-that is protected now is still protected (other apps' cold backups may move or shrink: a cold
-backup is only a reservation, moving it costs nothing; warm backups stay where they are loaded).
+that is protected now (an own backup, or a shared warm fallback) is still protected (other
+apps' cold backups may move or shrink: a cold backup is only a reservation, moving it costs
+nothing; warm backups stay where they are loaded).
 
 Apps are taken in order of what they stand to gain (weight x accuracy gap to their home
 variant), each to its most accurate variant that fits, up to its home variant. The climbed
@@ -61,7 +62,7 @@ def settle(
     live ones. Apps of ``apps`` absent from the instance or already home are settled as they are.
     """
     current = {a.name: a for a in inst.apps}
-    protected = {a.app for a in plan if a.backup is not None}
+    protected = _protected(plan)
     climbs: list[Climb] = []
     settled: list[str] = []
     best = plan
@@ -81,7 +82,7 @@ def settle(
             )
             if result.plan is None:
                 continue
-            if not protected <= {a.app for a in result.plan if a.backup is not None}:
+            if not protected <= _protected(result.plan):
                 continue  # never trade protection for accuracy
             found = (v, result.plan)
             break
@@ -125,6 +126,12 @@ def _with_climb(inst: Instance, current: Mapping[str, App], app: App, v: Variant
     )
     apps = tuple(moved if a.name == app.name else current[a.name] for a in inst.apps)
     return dataclasses.replace(inst, nodes=nodes, apps=apps)
+
+
+def _protected(plan: Plan) -> set[str]:
+    """Apps a next failure would not take down: an own backup, or a shared warm fallback."""
+    covered = {app for s in plan.shared for app in s.apps}
+    return {a.app for a in plan if a.backup is not None or a.app in covered}
 
 
 def _warm_backups(plan: Plan) -> dict[str, Backup]:
