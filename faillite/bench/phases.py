@@ -138,10 +138,12 @@ class Step:
 @dataclass(frozen=True)
 class AppPhases:
     app: str
-    mode: str  # warm / cold / none: as given, else warm when recovered without a load
+    mode: str  # warm / cold / none: as given, else inferred (``_mode``)
     failure: Failure
     detected_by: str | None  # client_error / client_rerouted / failure_suspected / node_dead
-    client_first: bool  # answered before the controller published a route to that replica
+    # No route_changed to the answering replica by the first answer: the client found it itself
+    # (a retry or hedge to a warm fallback of its route table), before the controller's switch.
+    client_first: bool
     first_node: str | None
     first_variant: str | None
     settled_node: str | None
@@ -277,9 +279,8 @@ def app_phases(
         chain = [(detected, None), (decided, None), (loaded, load_missing_ms), (published, None)]
         detect, decide, load, publish, answer = _chain(failure.at, chain, first.end)
         settle = None if settled is None else (settled - first.end) * 1000
-    if mode is None:
-        started_loads = any(e["kind"] == "load_started" and e.get("app") == app for e in evs)
-        mode = "cold" if started_loads else "warm" if first is not None else "none"
+    if mode is None:  # a re-protection load after the answer (a new warm backup) does not count
+        mode = _mode(app, evs, first)
     return AppPhases(
         app=app,
         mode=mode,
@@ -367,6 +368,20 @@ def _is_decision(event: Mapping[str, Any], app: str) -> bool:
             event.get("app") == app or app in (event.get("lost") or ()) or app in (event.get("moved") or ())
         )
     return False
+
+
+def _mode(app: str, events: Sequence[Mapping[str, Any]], first: Record | None) -> str:
+    """cold: the answering replica was loaded for the app after the failure (or, unrecovered,
+    some load was started for it); warm: it answered from a replica that needed no load;
+    none: neither."""
+    if first is not None:
+        loaded = any(
+            e["kind"] == "load_started" and e.get("app") == app and _replica(e) == (first.node, first.variant)
+            and e["mono"] <= first.end
+            for e in events
+        )  # fmt: skip
+        return "cold" if loaded else "warm"
+    return "cold" if any(e["kind"] == "load_started" and e.get("app") == app for e in events) else "none"
 
 
 def _replica(event: Mapping[str, Any]) -> tuple[Any, Any]:

@@ -49,6 +49,9 @@ def test_warm_switch_detected_by_the_controller() -> None:
              reason="warm backup", previous="A")  # fmt: skip
     log.emit("app_recovered", 150.21, app="cam", failed_node="A", node="B", variant="small",
              recovery_ms=150.2, state="failed_over")  # fmt: skip
+    # Re-protection: a new warm backup, loaded after the switch, under the app's name.
+    log.emit("load_started", 151.5, app="cam", node="C", variant="small", reason="warm backup")
+    log.emit("load_finished", 190.0, app="cam", node="C", variant="small", ms=38.5)
     log.emit("app_settled", 900.0, app="cam", node="B", variant="small", protected=True)
     records = [
         rec("cam", -5.0, -1.0, "A", "big", 0.95),
@@ -68,7 +71,10 @@ def test_warm_switch_detected_by_the_controller() -> None:
     assert p.settle_ms == pytest.approx(0.0)
     assert p.recovery_ms == pytest.approx(151.0)
     assert p.marks.client_detected == pytest.approx(T0 + 0.151)
-    assert [(s.node, s.variant, s.load_started) for s in p.steps] == [("B", "small", None)]
+    assert [(s.node, s.variant, s.load_started) for s in p.steps] == [
+        ("B", "small", None),
+        ("C", "small", pytest.approx(T0 + 0.1515)),
+    ]
 
 
 def _cold_progressive() -> tuple[Log, list[RequestRecord]]:
