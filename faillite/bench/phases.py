@@ -70,6 +70,7 @@ __all__ = [
     "Record",
     "Step",
     "app_phases",
+    "by_mode",
     "failure_phases",
     "phase_means",
     "summarize",
@@ -333,6 +334,14 @@ def summarize(results: Iterable[AppPhases]) -> dict[str, Any]:
         "recovery_mean_ms": round(statistics.fmean(recovery), 3) if recovery else None,
         "phases": phases,
     }
+
+
+def by_mode(results: Iterable[AppPhases]) -> dict[str, dict[str, Any]]:
+    """``summarize`` per mode (warm / cold / none), e.g. for warm-backed apps' own breakdown."""
+    groups: dict[str, list[AppPhases]] = {}
+    for r in results:
+        groups.setdefault(r.mode, []).append(r)
+    return {mode: summarize(group) for mode, group in sorted(groups.items())}
 
 
 def phase_means(results: Iterable[AppPhases]) -> dict[str, float | None]:

@@ -6,6 +6,7 @@ what a probe stream records (faillite.bench.load.RequestRecord)."""
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 from pathlib import Path
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from faillite.bench.load import RequestRecord
-from faillite.bench.phases import PHASES, Failure, app_phases, failure_phases, phase_means, summarize
+from faillite.bench.phases import PHASES, Failure, app_phases, by_mode, failure_phases, phase_means, summarize
 
 T0 = 1000.0  # the failure, in time.monotonic() seconds
 
@@ -248,6 +249,10 @@ def test_summary_over_apps() -> None:
     assert list(means) == list(PHASES)
     recovery = summary["recovery_mean_ms"]
     assert sum(v for k, v in means.items() if k != "settle" and v is not None) == pytest.approx(recovery)
+    modes = by_mode(results)
+    assert list(modes) == ["cold", "warm"]
+    assert (modes["cold"]["apps"], modes["cold"]["recovered"], modes["warm"]["recovered"]) == (2, 1, 1)
+    assert modes["warm"]["recovery_mean_ms"] == pytest.approx(151.0)
     empty = summarize([])
     assert empty["recovered"] == 0 and empty["phases"]["detect"]["mean"] is None
 
@@ -337,3 +342,16 @@ def test_recorded_sigkill_of_a_real_cluster() -> None:
             e["mono"] for e in program if e["kind"] == "load_finished" and e["variant"] == stepped[0]
         )
         assert cold.load_ms is not None and cold.load_ms > 0
+
+
+@pytest.mark.parametrize("module", ["phases", "accuracy_time"])
+def test_pure_no_io_no_clock(module: str) -> None:
+    """Pure functions of their inputs: only the standard library's pure modules are imported."""
+    source = (Path(__file__).parents[2] / "faillite" / "bench" / f"{module}.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+    assert imported <= {"__future__", "math", "statistics", "collections.abc", "dataclasses", "typing"}
