@@ -55,6 +55,7 @@ __all__ = [
     "sha256_file",
     "variant_bytes",
     "variant_sha256",
+    "verify_files",
     "write_manifest",
 ]
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,12 +203,15 @@ def build_standin(
         name,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", 3, input_px, input_px])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", CLASSES])],
-        initializer=sink.tensors,
     )
     model = helper.make_model(
         graph, producer_name="faillite-standin", opset_imports=[helper.make_opsetid("", 17)]
     )
     model.ir_version = 8
+    # Moved in one at a time (make_graph/make_model would copy them twice): peak memory stays
+    # near the model plus its serialised copy.
+    while sink.tensors:
+        model.graph.initializer.add().CopyFrom(sink.tensors.popleft())
     staged = path.with_name(path.name + ".tmp")
     onnx.save_model(model, str(staged))
     if sink.staged is not None:
@@ -225,7 +229,7 @@ class _Weights:
 
     def __init__(self, seed: int, external: Path | None) -> None:
         self.rng = np.random.default_rng(seed)
-        self.tensors: list = []
+        self.tensors: deque = deque()
         self.external = external
         self.staged = external.with_name(external.name + ".tmp") if external else None
         self._fh = self.staged.open("wb") if self.staged else None
@@ -326,6 +330,8 @@ def generate_family(
     chosen = _selected([family], models)[family]
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = _previous_entries(out_dir / "manifest.json")
+    stamps = _read_stamps(out_dir / _STAMPS)
+    checked: dict[str, list[int | str]] = {}  # variant -> stamp, for files checked or built now
     entries = []
     for index, m in enumerate(chosen):
         target = target_macs(m, scale=scale, input_px=input_px, macs=macs)
@@ -336,10 +342,10 @@ def generate_family(
             cached
             and file.is_file()
             and (cached.params, cached.flops) == (arch.params, arch.macs)
-            and cached.file_bytes == variant_bytes(file)
-            and cached.sha256 == variant_sha256(file)
+            and _still_verified(file, cached, stamps.get(cached.name))
         ):
             entries.append(cached)
+            checked[cached.name] = _stamp(file, cached.sha256)
             continue
         progress(
             f"[{index + 1}/{len(chosen)}] {m.variant}: {arch.params / 1e6:.2f} M params "
@@ -360,6 +366,7 @@ def generate_family(
             published_model=f"torchvision {m.model} {m.weights}",
         )
         entries.append(entry)
+        checked[entry.name] = _stamp(file, entry.sha256)
         if entry.file_bytes >= 50_000_000:
             progress(f"      wrote {entry.file_bytes / 1e6:.0f} MB in {time.monotonic() - started:.1f} s")
     # Keep earlier builds of this family's other models (a --model subset must not forget them).
@@ -382,7 +389,52 @@ def generate_family(
         }
     )
     write_manifest(manifest, out_dir / "manifest.json")
+    # Entries kept from earlier calls keep their stamp only while it still holds.
+    for e in kept:
+        if stamps.get(e.name) == _stamp(out_dir / e.file, e.sha256):
+            checked[e.name] = stamps[e.name]
+    _write_stamps(out_dir / _STAMPS, checked)
     return manifest.model_copy(update={"directory": out_dir})
+
+
+# Hashing every file on every resolve costs ~20 s per 10 GB at scale 1.0, paid by each process
+# that resolves a family. A file whose size, inode and mtime are those recorded right after
+# its sha256 was checked here is the same file (builds are renamed into place, so a rebuild
+# changes the inode), and is not hashed again.
+_STAMPS = ".verified.json"
+
+
+def _stamp(file: Path, sha256: str) -> list[int | str]:
+    stamp: list[int | str] = [sha256]
+    for path in (file, external_data_path(file)):
+        if path.is_file():
+            st = path.stat()
+            stamp += [st.st_size, st.st_ino, st.st_mtime_ns]
+    return stamp
+
+
+def _still_verified(file: Path, entry: VariantEntry, stamp: list[int | str] | None) -> bool:
+    if stamp is not None and stamp == _stamp(file, entry.sha256):
+        return True
+    return entry.file_bytes == variant_bytes(file) and entry.sha256 == variant_sha256(file)
+
+
+def _read_stamps(path: Path) -> dict[str, list[int | str]]:
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_stamps(path: Path, stamps: dict[str, list[int | str]]) -> None:
+    import json
+
+    staged = path.with_name(path.name + ".tmp")
+    staged.write_text(json.dumps(stamps, indent=1) + "\n")
+    staged.replace(path)
 
 
 def _previous_entries(path: Path) -> dict[str, VariantEntry]:

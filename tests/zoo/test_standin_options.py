@@ -179,3 +179,25 @@ def test_cli_builds_input_mac_standins_into_their_own_cache(tmp_path: Path) -> N
     assert bad.returncode == 2 and "invalid choice: 'resolution'" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert set(standin_families()) >= {"ShuffleNet"}
+
+
+def test_a_changed_file_is_rebuilt_even_with_a_verification_stamp(tmp_path: Path) -> None:
+    said: list[str] = []
+    kwargs = {
+        "scale": 0.02,
+        "input_px": 32,
+        "macs": "input",
+        "models": ["mnasnet0_5"],
+        "progress": said.append,
+    }
+    first = generate_family("MNASNet", tmp_path, **kwargs)  # type: ignore[arg-type]
+    assert (tmp_path / ".verified.json").is_file() and len(said) == 1
+    generate_family("MNASNet", tmp_path, **kwargs)  # type: ignore[arg-type]
+    assert len(said) == 1  # unchanged: trusted, not rebuilt
+    file = tmp_path / first.variants[0].file
+    blob = bytearray(file.read_bytes())
+    blob[-3] ^= 0xFF  # same size, other content
+    file.write_bytes(bytes(blob))
+    again = generate_family("MNASNet", tmp_path, **kwargs)  # type: ignore[arg-type]
+    assert len(said) == 2 and again.variants == first.variants  # rebuilt, deterministically
+    load_manifest(tmp_path / "manifest.json")
