@@ -209,6 +209,8 @@ def app_phases(
     """One app's marks and phases (module docstring). Only events and records in
     [``failure.at``, ``until``] are read; ``until`` None: everything after the failure."""
     end = math.inf if until is None else until
+    if end < failure.at:
+        raise ValueError(f"{app}: the window ends ({until}) before the failure ({failure.at})")
     evs = _events(events, failure.at, end)
     mine = sorted((r for r in records if r.app == app and failure.at <= r.end <= end), key=lambda r: r.end)
     # An answer from the failed node itself left before it died: no recovery, no detection.
@@ -354,13 +356,13 @@ def phase_means(results: Iterable[AppPhases]) -> dict[str, float | None]:
 
 def _events(events: Iterable[Mapping[str, Any]], start: float, end: float) -> list[Mapping[str, Any]]:
     """The events stamped in [start, end], in time order (the log's id breaks ties)."""
-    kept = [
-        e
-        for e in events
-        if isinstance(e.get("mono"), int | float)
-        and isinstance(e.get("kind"), str)
-        and start <= e["mono"] <= end
-    ]
+    kept = []
+    for i, e in enumerate(events):
+        if not isinstance(e, Mapping):
+            raise ValueError(f"event #{i} is not an object (as GET /v1/events returns): {e!r:.80}")
+        mono = e.get("mono")
+        if isinstance(mono, int | float) and isinstance(e.get("kind"), str) and start <= mono <= end:
+            kept.append(e)
     return sorted(kept, key=lambda e: (e["mono"], e.get("id") or 0))
 
 

@@ -202,6 +202,14 @@ def test_missing_events_leave_their_phase_none_and_the_sum_whole() -> None:
     assert q.settled_variant is None
 
 
+def test_bad_input_is_a_clear_error() -> None:
+    failure = Failure("A", "SIGKILL", T0)
+    with pytest.raises(ValueError, match="event #1 is not an object"):
+        app_phases("x", failure, [{"kind": "node_dead", "mono": T0}, "node_dead"], [])
+    with pytest.raises(ValueError, match="before the failure"):
+        app_phases("x", failure, [], [], until=T0 - 1.0)
+
+
 def test_a_load_finished_before_the_decision_is_clamped() -> None:
     """The replica was already loading (a climb in progress) when the node died: its load
     ended before the controller's decision, so the load phase is 0, not negative."""
