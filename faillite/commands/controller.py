@@ -28,6 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--profiles", type=Path, nargs="+", default=[], help="profile JSON files of the families"
     )
     parser.add_argument(
+        "--manifests",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="family manifests (files or directories): families of one task and signature may share "
+        "a warm fallback (policy faillite-shared); built-in families need none",
+    )
+    parser.add_argument(
         "--token", default=os.environ.get("FAILLITE_TOKEN"), help="cluster token ($FAILLITE_TOKEN)"
     )
     parser.add_argument(
@@ -74,6 +82,13 @@ def _run(args: argparse.Namespace) -> int:
             load_profiles(path)
         except ProfileError as exc:
             raise CliError(str(exc)) from exc
+    from faillite.zoo.manifest import ManifestError, load_manifest
+
+    for path in args.manifests:
+        try:
+            load_manifest(path / "manifest.json" if path.is_dir() else path, verify=False)
+        except ManifestError as exc:
+            raise CliError(str(exc)) from exc
     try:
         config = ControllerConfig(
             host=args.host,
@@ -81,6 +96,7 @@ def _run(args: argparse.Namespace) -> int:
             state_path=args.state,
             token=args.token or None,
             profiles=tuple(args.profiles),
+            manifests=tuple(args.manifests),
             heartbeat_timeout_ms=args.heartbeat_timeout_ms,
             **{
                 key: value

@@ -22,7 +22,7 @@ from faillite.controller.apps import AppConflict, PlanRefused, add_apps, remove_
 from faillite.controller.core import Controller
 from faillite.controller.links import agent_connection, suspect
 from faillite.controller.metrics import CONTENT_TYPE, ControllerMetrics
-from faillite.controller.planning import AppSpec, SpecError, plan_to_json
+from faillite.controller.planning import AppSpec, SpecError, plan_to_json, shared_to_json
 from faillite.controller.status import app_view, node_views, status_view
 from faillite.dashboard import STATIC_DIR
 from faillite.errors import describe_validation
@@ -145,8 +145,14 @@ class _Api:
         return web.FileResponse(STATIC_DIR / "index.html")
 
     async def get_plan(self, request: web.Request) -> web.Response:
+        cluster = self.c.cluster
         return web.json_response(
-            {"plan": plan_to_json(self.c.cluster.plan), "home_plan": plan_to_json(self.c.cluster.home_plan)}
+            {
+                "plan": plan_to_json(cluster.plan),
+                "home_plan": plan_to_json(cluster.home_plan),
+                "shared": shared_to_json(cluster.plan),  # shared warm fallbacks (faillite-shared)
+                "home_shared": shared_to_json(cluster.home_plan),
+            }
         )
 
     async def get_routes(self, request: web.Request) -> web.Response:

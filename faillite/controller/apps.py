@@ -75,7 +75,8 @@ async def add_apps(controller: Controller, specs: list[AppSpec]) -> dict[str, An
 
 def _merge(home: Plan, new: Plan, names: list[str]) -> Plan:
     added: tuple[Assignment, ...] = tuple(a for a in new if a.app in names)
-    return Plan(tuple(a for a in home if a.app not in names) + added)
+    # the home plan keeps its shared fallbacks (the new apps get theirs from the current plan)
+    return Plan(tuple(a for a in home if a.app not in names) + added, home.shared)
 
 
 def remove_app(controller: Controller, name: str) -> bool:

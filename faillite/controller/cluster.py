@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from faillite.controller.decide import Replica
-from faillite.controller.planning import AppSpec, plan_from_json, plan_to_json
+from faillite.controller.planning import AppSpec, plan_from_json, plan_to_json, shared_to_json
 from faillite.controller.states import AppState, NodeState, check
 from faillite.controller.store import StateStore
-from faillite.placement import Mode, Plan
+from faillite.placement import Mode, Plan, SharedFallback
 from faillite.wire import Route, RouteTable, RouteTarget
 
 __all__ = ["ClusterState", "NodeRecord", "Serving"]
@@ -59,6 +59,8 @@ class ClusterState:
     def __init__(self, store: StateStore, accuracies: Mapping[tuple[str, str], float]) -> None:
         self.store = store
         self.accuracies = accuracies  # (family, variant) -> accuracy, for routes and reports
+        # variant -> accuracy: a shared fallback answers an app with another family's variant
+        self.variant_accuracy = {variant: acc for (_, variant), acc in accuracies.items()}
         self.apps: dict[str, AppSpec] = {k: AppSpec.model_validate(v) for k, v in store.rows("apps").items()}
         self.nodes: dict[str, NodeRecord] = {
             k: NodeRecord(**{**v, "state": NodeState(v["state"])}) for k, v in store.rows("nodes").items()
@@ -66,8 +68,8 @@ class ClusterState:
         self.serving: dict[str, Serving] = {k: Serving.from_json(v) for k, v in store.rows("serving").items()}
         plan = store.get("plan")
         home = store.get("home_plan")
-        self.plan: Plan = plan_from_json(plan) if plan else Plan(())
-        self.home_plan: Plan = plan_from_json(home) if home else Plan(())
+        self.plan: Plan = plan_from_json(plan, store.get("plan_shared")) if plan else Plan(())
+        self.home_plan: Plan = plan_from_json(home, store.get("home_plan_shared")) if home else Plan(())
         self.route_version: int = store.get("route_version", 0)
         self._routes: RouteTable | None = None
 
@@ -95,10 +97,7 @@ class ClusterState:
         with self.store.transaction() as db:
             self.store.delete("apps", name, db)
             self.store.delete("serving", name, db)
-        self.set_plans(
-            Plan(tuple(a for a in self.plan if a.app != name)),
-            Plan(tuple(a for a in self.home_plan if a.app != name)),
-        )
+        self.set_plans(_without(self.plan, name), _without(self.home_plan, name))
 
     def set_plans(self, plan: Plan, home: Plan | None = None) -> None:
         self.plan = plan
@@ -106,8 +105,10 @@ class ClusterState:
             self.home_plan = home
         with self.store.transaction() as db:
             self.store.put("plan", plan_to_json(plan), db)
+            self.store.put("plan_shared", shared_to_json(plan), db)
             if home is not None:
                 self.store.put("home_plan", plan_to_json(home), db)
+                self.store.put("home_plan_shared", shared_to_json(home), db)
 
     def set_serving(self, app: str, serving: Serving) -> None:
         current = self.serving.get(app)
@@ -148,6 +149,13 @@ class ClusterState:
                 target = self._target(app, backup, "backup")
                 if target is not None:
                     targets.append(target)
+        shared = self.plan.shared_for(app)
+        if shared is not None:  # a warm fallback too: clients fail over and hedge to it at once
+            fallback = Replica(shared.node, shared.variant)
+            if fallback != serving.replica:
+                target = self._target(app, fallback, "backup")
+                if target is not None:
+                    targets.append(target)
         spec = self.apps.get(app)
         return Route(
             app=app,
@@ -171,4 +179,18 @@ class ClusterState:
 
     def accuracy_of(self, app: str, variant: str) -> float | None:
         spec = self.apps.get(app)
-        return None if spec is None else self.accuracies.get((spec.family, variant))
+        if spec is None:
+            return None
+        own = self.accuracies.get((spec.family, variant))
+        return own if own is not None else self.variant_accuracy.get(variant)
+
+
+def _without(plan: Plan, app: str) -> Plan:
+    """``plan`` less ``app``: its assignment, and its place in shared fallbacks (a fallback left
+    serving nobody goes)."""
+    shared = tuple(
+        SharedFallback(s.node, s.family, s.variant, apps)
+        for s in plan.shared
+        if (apps := tuple(a for a in s.apps if a != app))
+    )
+    return Plan(tuple(a for a in plan if a.app != app), shared)

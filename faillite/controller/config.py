@@ -45,6 +45,9 @@ class ControllerConfig(BaseModel):
     profiles: tuple[Path, ...] = Field(
         default=(), description="profile JSON files: the families the cluster knows"
     )
+    manifests: tuple[Path, ...] = Field(
+        default=(), description="family manifests: which families may share a warm fallback (task, signature)"
+    )
     heartbeat_interval_ms: float = Field(
         default=DEFAULT_INTERVAL_MS, gt=0, description="how often agents beat"
     )

@@ -34,6 +34,7 @@ from faillite.controller.decide import (
 from faillite.controller.events import EventKind, EventLog
 from faillite.controller.liveness import Heartbeats, StallClock
 from faillite.controller.planning import build_families
+from faillite.controller.shared import fallback_keys
 from faillite.controller.states import AppState, NodeState
 from faillite.controller.store import StateStore
 from faillite.placement import Assignment, Family, Node, PlannerParams
@@ -53,7 +54,8 @@ class Controller:
         self.config = config
         self.strict = strict  # tests: a bug in a loop step re-raises instead of being logged
         profiles = [p for path in config.profiles for p in load_profiles(path).variants]
-        self.families: dict[str, Family] = build_families(profiles)
+        keys = fallback_keys(config.manifests, {p.family for p in profiles})
+        self.families: dict[str, Family] = build_families(profiles, keys)
         self.detector = config.detector()
         self.clock = StallClock()  # the controller's own loop stalls do not count as silence
         self._detect_due: float | None = None

@@ -8,7 +8,9 @@ The steady-state rules, per app in the plan:
 - the replica the app is served from stays loaded;
 - the plan's primary is loaded on its node, and once it is ready, traffic converges to it
   (this one rule does initial deployment, failback and climbing back after a failover);
-- a warm backup is loaded on its node; a cold backup only reserves memory (nothing to do).
+- a warm backup is loaded on its node; a cold backup only reserves memory (nothing to do);
+- a shared warm fallback (policy faillite-shared) is loaded on its node, whichever app is busy:
+  it answers for several apps, and keeps doing so while one of them recovers.
 Per live node, a loaded model no app needs is unloaded after a grace period, so clients that
 still hold the old route see the new one before the replica disappears. A node rejoining
 after being declared dead is cleaned: every stale replica on it is unloaded at once.
@@ -111,6 +113,7 @@ def needed(desired: Desired) -> set[Replica]:
         result.add(Replica(asg.primary_node, asg.primary_variant))
         if asg.backup is not None and asg.backup.mode is Mode.WARM:
             result.add(Replica(asg.backup.node, asg.backup.variant))
+    result.update(Replica(s.node, s.variant) for s in desired.plan.shared)
     return result
 
 
@@ -153,6 +156,8 @@ def decide(desired: Desired, observed: Observed, *, now: float, unload_grace_s: 
                 actions.append(SetServing(app, primary, state, why))
         if asg.backup is not None and asg.backup.mode is Mode.WARM:
             want(Replica(asg.backup.node, asg.backup.variant), app, "warm backup")
+    for shared in desired.plan.shared:
+        want(Replica(shared.node, shared.variant), shared.apps[0], "shared warm fallback")
 
     stale = unneeded(desired, observed)
     for node, view in sorted(observed.nodes.items()):

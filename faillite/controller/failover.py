@@ -1,7 +1,9 @@
 """Failover programs: what happens to the apps of a node declared dead.
 
 1. At once, apps with a warm backup on a live node are switched to it (clients holding the
-   route table have already retried there; the push confirms it to everyone).
+   route table have already retried there; the push confirms it to everyone). The others with
+   a shared warm fallback (policy faillite-shared) on a live node, loaded, are switched to it
+   at the same moment (state STEPPING); their own backup then loads as in 2.
 2. Cold apps go to RECOVERING, and ``faillite.placement.replan`` (run in a worker thread: the
    planner is CPU-bound) gives the ordered program: per app, load the fast stepping stone and
    switch to it, load the planned backup and switch, unload the stone; plus re-protection.
@@ -20,8 +22,18 @@ from faillite.controller.core import Controller
 from faillite.controller.decide import Replica
 from faillite.controller.events import EventKind
 from faillite.controller.planning import build_instance
+from faillite.controller.shared import shared_replica
 from faillite.controller.states import AppState, NodeState
-from faillite.placement import Action, ActionKind, Assignment, Mode, Plan, ReplanResult, replan
+from faillite.placement import (
+    SHARED_REASON,
+    Action,
+    ActionKind,
+    Assignment,
+    Mode,
+    Plan,
+    ReplanResult,
+    replan,
+)
 
 __all__ = ["fail_over"]
 
@@ -31,7 +43,9 @@ log = logging.getLogger("faillite.controller")
 def fail_over(controller: Controller, node: str, failed_at: float) -> None:
     cluster = controller.cluster
     for app, task in list(controller.programs.items()):  # programs that counted on that node
-        if any(r.node == node for r in controller.pinned.get(app, ())):
+        serving = cluster.serving.get(app)  # e.g. on a shared fallback there, while its own backup loads
+        on_node = serving is not None and serving.replica is not None and serving.replica.node == node
+        if on_node or any(r.node == node for r in controller.pinned.get(app, ())):
             task.cancel()
             controller.programs.pop(app, None)
             controller.pinned.pop(app, None)
@@ -56,6 +70,9 @@ def fail_over(controller: Controller, node: str, failed_at: float) -> None:
         else:
             cold.append(app)
             controller.cluster.set_serving(app, Serving(AppState.RECOVERING))
+            fallback = shared_replica(controller, app, live - {node})
+            if fallback is not None:  # answers now; the app's own backup loads meanwhile
+                controller.switch(app, fallback, AppState.STEPPING, SHARED_REASON, stone=True)
     for app in sorted(planned_here & unserved):
         controller.cluster.set_serving(app, Serving(AppState.RECOVERING))
     controller.publish_routes()
@@ -93,7 +110,7 @@ async def _recover(controller: Controller, dead: list[str], cold: list[str]) -> 
         return
     chains: dict[str, list[Action]] = {}
     for action in first.actions:
-        if action.kind is ActionKind.SWITCH and action.reason == "warm backup":
+        if action.kind is ActionKind.SWITCH and action.reason in ("warm backup", SHARED_REASON):
             continue  # done at detection time
         chains.setdefault(action.app, []).append(action)
     for app in cold:
@@ -157,7 +174,9 @@ async def _run_chain(controller: Controller, app: str, steps: Sequence[Action]) 
                     )
             elif action.kind is ActionKind.UNLOAD:
                 await asyncio.sleep(controller.config.unload_grace_ms / 1000)
-                await controller.unload(replica, action.reason)
+                shared = {Replica(s.node, s.variant) for s in controller.cluster.plan.shared}
+                if replica not in shared:  # a stone that is also a shared fallback serves others
+                    await controller.unload(replica, action.reason)
             elif action.kind is ActionKind.LOST:
                 controller.cluster.set_serving(app, Serving(AppState.UNAVAILABLE))
                 controller.events.emit(EventKind.APP_LOST, app=app, reason=action.reason)

@@ -22,6 +22,7 @@ from faillite.placement import (
     Node,
     Plan,
     PlannerParams,
+    SharedFallback,
     Variant,
 )
 from faillite.plancfg import variant_from_profile
@@ -34,6 +35,7 @@ __all__ = [
     "build_instance",
     "plan_from_json",
     "plan_to_json",
+    "shared_to_json",
     "to_app",
 ]
 
@@ -60,11 +62,18 @@ class AppSpec(BaseModel):
     node: str | None = Field(default=None, description="pin the primary to this node")
 
 
-def build_families(profiles: Iterable[VariantProfile]) -> dict[str, Family]:
+def build_families(
+    profiles: Iterable[VariantProfile], keys: Mapping[str, str | None] | None = None
+) -> dict[str, Family]:
+    """Families from variant profiles; ``keys``: each family's fallback key (from its manifest:
+    families with equal keys can answer for each other's apps)."""
     grouped: dict[str, list[Variant]] = {}
     for p in profiles:
         grouped.setdefault(p.family, []).append(variant_from_profile(p))
-    return {name: Family(name, tuple(sorted(vs, key=lambda v: -v.accuracy))) for name, vs in grouped.items()}
+    return {
+        name: Family(name, tuple(sorted(vs, key=lambda v: -v.accuracy)), (keys or {}).get(name))
+        for name, vs in grouped.items()
+    }
 
 
 def to_app(spec: AppSpec, families: Mapping[str, Family], nodes: Sequence[str] | None = None) -> App:
@@ -146,7 +155,14 @@ def plan_to_json(plan: Plan) -> list[dict[str, Any]]:
     ]
 
 
-def plan_from_json(doc: list[dict[str, Any]]) -> Plan:
+def shared_to_json(plan: Plan) -> list[dict[str, Any]]:
+    """The plan's shared warm fallbacks (stored and served beside ``plan_to_json``'s list)."""
+    return [
+        {"node": s.node, "family": s.family, "variant": s.variant, "apps": list(s.apps)} for s in plan.shared
+    ]
+
+
+def plan_from_json(doc: list[dict[str, Any]], shared: list[dict[str, Any]] | None = None) -> Plan:
     return Plan(
         tuple(
             Assignment(
@@ -158,5 +174,6 @@ def plan_from_json(doc: list[dict[str, Any]]) -> Plan:
                 else Backup(d["backup"]["node"], d["backup"]["variant"], Mode(d["backup"]["mode"])),
             )
             for d in doc
-        )
+        ),
+        tuple(SharedFallback(s["node"], s["family"], s["variant"], tuple(s["apps"])) for s in shared or ()),
     )

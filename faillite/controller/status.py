@@ -37,7 +37,8 @@ UP_STATES = (NodeState.ALIVE, NodeState.SUSPECT)
 def memory_split(
     plan: Plan, nodes: Iterable[str], size_of: Callable[[str, str], int], up: Iterable[str] | None = None
 ) -> MemorySplit:
-    """Bytes per node: primaries, warm backups, and the cold reservation of the worst failure.
+    """Bytes per node: primaries, warm backups (and shared warm fallbacks), and the cold
+    reservation of the worst failure.
 
     ``size_of(app, variant)`` gives a variant's memory. The cold reservation on node n is the
     largest, over every other node s (that is up, when ``up`` is given), of the cold backups on
@@ -56,6 +57,10 @@ def memory_split(
         else:
             key = (a.backup.node, a.primary_node)
             cold[key] = cold.get(key, 0) + size
+    fallbacks = {(s.node, s.variant): s.apps[0] for s in plan.shared}  # one model, however many apps
+    for (node, variant), app in fallbacks.items():
+        if node in split:
+            split[node]["warm"] += size_of(app, variant)
     scenarios = None if up is None else set(up)
     for (node, failed), size in cold.items():
         if scenarios is None or failed in scenarios:
@@ -71,7 +76,10 @@ def _size_of(controller: Controller) -> Callable[[str, str], int]:
             return 0
         try:
             return family.variant(variant).memory_bytes
-        except PlanningError:
+        except PlanningError:  # a shared fallback answers with another family's variant
+            for other in controller.families.values():
+                if any(v.name == variant for v in other.variants):
+                    return other.variant(variant).memory_bytes
             return 0
 
     return size_of
@@ -131,6 +139,9 @@ def app_view(controller: Controller, name: str) -> dict[str, Any]:
         "backup": None
         if asg is None or asg.backup is None
         else {"node": asg.backup.node, "variant": asg.backup.variant, "mode": asg.backup.mode.value},
+        "shared_fallback": None
+        if (sf := cluster.plan.shared_for(name)) is None
+        else {"node": sf.node, "variant": sf.variant, "family": sf.family},
         "route": [{"node": t.node, "role": t.role} for t in route.targets],
     }
 

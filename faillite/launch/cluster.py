@@ -125,6 +125,7 @@ class LocalCluster:
             str(self.workdir / "controller.sqlite"),
             "--profiles",
             str(profiles),
+            *self._manifest_args(),
             *(
                 []
                 if c.heartbeat_interval_ms is None
@@ -150,6 +151,11 @@ class LocalCluster:
         self.controller.start()
         self.controller_url = self.controller.wait_for(_CONTROLLER_READY, 60).group("url")
         return self.controller_url
+
+    def _manifest_args(self) -> list[str]:
+        """The families' manifests: which of them may share a warm fallback (task and signature)."""
+        dirs = [str(m.directory) for m in self.manifests.values() if m.directory is not None]
+        return ["--manifests", *dirs] if dirs else []
 
     def start_agents(self, nodes: list[NodeConfig], timeout: float = 60.0) -> None:
         """Start the agents together (each takes a second of imports), then wait for each."""

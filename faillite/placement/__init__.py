@@ -23,15 +23,17 @@ from faillite.placement.model import (
     PlanningError,
     PlanResult,
     Score,
+    SharedFallback,
     Status,
     Variant,
 )
 from faillite.placement.policies import Policy
-from faillite.placement.replan import Action, ActionKind, ReplanResult, replan
+from faillite.placement.replan import SHARED_REASON, Action, ActionKind, ReplanResult, replan
 from faillite.placement.scenarios import Scenario, failure_scenarios
 
 __all__ = [
     "ACCURACY_SCALE",
+    "SHARED_REASON",
     "WEIGHT_SCALE",
     "Action",
     "ActionKind",
@@ -51,6 +53,7 @@ __all__ = [
     "ReplanResult",
     "Scenario",
     "Score",
+    "SharedFallback",
     "Status",
     "Variant",
     "explain",

@@ -17,9 +17,11 @@ backups worse. Accounting, per node N (B: budget, C: compute):
   which over-counts the transient: cold ones are still loading).
 
 Per key (most apps first), fallbacks are added one at a time: the (node, variant) that covers
-the most still-uncovered apps (not in their failure domain, within each one's SLO), then the
-most accurate such variant up to ``accuracy_slack`` (the smallest variant within that slack of
-the best is taken: a fallback holds memory for good), then the node with most memory free.
+the most still-uncovered apps (not in their failure domain, within each one's SLO, and no
+larger than each one's own backup: one fallback then costs at most what one warm backup of
+the apps it serves would), then the most accurate such variant up to ``accuracy_slack`` (the
+smallest variant within that slack of the best is taken: a fallback holds memory for good),
+then the node with most memory free.
 Kept fallbacks (re-planning) go first when they still fit, so a re-plan moves few models.
 """
 
@@ -147,6 +149,13 @@ def place_shared(
     out: list[SharedFallback] = []
     todo_by_key = eligible_apps(inst, plan)
 
+    # A fallback is no larger than any served app's own backup (or primary, without one): it
+    # then never costs more memory than the one warm backup it stands in for.
+    cap = {}
+    for asg in plan:
+        own = asg.backup.variant if asg.backup is not None else asg.primary_variant
+        cap[asg.app] = inst.variant(apps[asg.app].family, own).memory_bytes
+
     def reach(n: Node, v: Variant, todo: Collection[str]) -> list[App]:
         return sorted(
             (
@@ -154,6 +163,7 @@ def place_shared(
                 for a in todo
                 if not same_domain(inst.node(primary[a]), n, use_domains=use_domains)
                 and v.latency_on(n) <= placed[a].slo_ms
+                and v.memory_bytes <= cap[a]
             ),
             key=lambda a: a.name,
         )

@@ -1,0 +1,62 @@
+"""Shared warm fallbacks on the controller's side (policy ``faillite-shared``).
+
+The planner places them (``faillite.placement.shared``); the reconcile loop keeps them loaded
+(``decide``); routes list them as a warm fallback of each app they serve (``cluster``); and on
+a node's death each of its apps without a warm backup switches to its shared fallback at once
+(``failover``), while its own backup loads.
+
+Which families may share is their manifests' business: ``faillite.zoo.manifest.fallback_key``
+(same task, same input/output signature). The controller reads the manifests it is given
+(``--manifests``); a built-in family (digits) it finds in the package by name. A family with
+no manifest shares nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from faillite.controller.decide import Replica
+from faillite.zoo.catalog import builtin_family_names, load_builtin_family
+from faillite.zoo.manifest import ManifestError, fallback_key, load_manifest
+
+if TYPE_CHECKING:
+    from faillite.controller.core import Controller
+
+__all__ = ["fallback_keys", "shared_replica"]
+
+log = logging.getLogger("faillite.controller")
+
+
+def fallback_keys(manifests: Iterable[Path], families: Iterable[str]) -> dict[str, str | None]:
+    """Each family's fallback key: from the manifest files given, else the built-in manifest."""
+    keys: dict[str, str | None] = {}
+    for path in manifests:
+        manifest = load_manifest(path / "manifest.json" if path.is_dir() else path, verify=False)
+        keys[manifest.family] = fallback_key(manifest)
+    builtin = set(builtin_family_names())
+    for name in families:
+        if name in keys:
+            continue
+        if name in builtin:
+            try:
+                keys[name] = fallback_key(load_builtin_family(name, verify=False))
+            except ManifestError as exc:  # a broken package: share nothing, say why
+                log.warning("family %s: no fallback key (%s)", name, exc)
+                keys[name] = None
+        else:
+            keys[name] = None
+    return keys
+
+
+def shared_replica(controller: Controller, app: str, live: Mapping[str, object] | set[str]) -> Replica | None:
+    """``app``'s shared warm fallback when it is on a live node and loaded there (ready to answer)."""
+    sf = controller.cluster.plan.shared_for(app)
+    if sf is None or sf.node not in live:
+        return None
+    hb = controller.heartbeats.get(sf.node)
+    if hb is None or sf.variant not in hb.loaded:
+        return None
+    return Replica(sf.node, sf.variant)
