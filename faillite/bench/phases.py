@@ -59,7 +59,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 __all__ = [
@@ -167,6 +167,27 @@ class AppPhases:
     def phases(self) -> dict[str, float | None]:
         """Phase name -> milliseconds, in ``PHASES`` order."""
         return {name: getattr(self, f"{name}_ms") for name in PHASES}
+
+    def timeline(self) -> dict[str, Any]:
+        """The marks and steps as milliseconds after the failure (JSON-ready, ``None`` kept)."""
+
+        def ms(t: float | None) -> float | None:
+            return None if t is None else round((t - self.failure.at) * 1000, 3)
+
+        marks = {f.name: ms(getattr(self.marks, f.name)) for f in fields(self.marks) if f.name != "failed"}
+        steps = [
+            {
+                "node": s.node,
+                "variant": s.variant,
+                "load_started_ms": ms(s.load_started),
+                "load_finished_ms": ms(s.load_finished),
+                "load_failed": s.load_failed,
+                "routed_ms": ms(s.routed),
+                "answered_ms": ms(s.answered),
+            }
+            for s in self.steps
+        ]
+        return {"marks": marks, "steps": steps}
 
 
 def failure_phases(

@@ -136,6 +136,16 @@ def test_cold_progressive_with_two_steps_and_a_climb() -> None:
         ("det-l", T0 + 3.010, T0 + 3.500, T0 + 3.5002, T0 + 3.505),
     ]
     assert sum(v for k, v in p.phases().items() if k != "settle") == pytest.approx(p.recovery_ms)
+    timeline = p.timeline()
+    assert timeline["marks"] == pytest.approx(
+        {"detected": 2.0, "client_detected": 2.0, "suspected": 3.0, "declared_dead": 4.0, "decided": 10.0,
+         "loaded": 60.0, "published": 60.5, "first_answer": 65.0, "settled_event": 3600.0, "settled": 3505.0}
+    )  # fmt: skip
+    step = timeline["steps"][1]
+    assert (step["node"], step["variant"], step["load_failed"]) == ("C", "det-m", False)
+    assert [
+        step[k] for k in ("load_started_ms", "load_finished_ms", "routed_ms", "answered_ms")
+    ] == pytest.approx([60.6, 300.0, 300.1, 305.0])
 
 
 def test_client_hedged_to_the_warm_backup_before_the_controller_decided() -> None:
