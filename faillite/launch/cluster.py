@@ -70,6 +70,7 @@ class LocalCluster:
                     family,
                     scale=self.config.standins.scale,
                     input_px=self.config.standins.input_px,
+                    macs=self.config.standins.macs,
                     progress=lambda msg: self.say(f"  {msg}"),
                 )
             self.manifests[family] = manifest
