@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         inst = load_instance(args.cluster, args.apps, args.profiles)
     except (ConfigError, PlanningError) as exc:
         raise CliError(str(exc)) from exc
+    if args.policy == "faillite-shared":
+        inst = _with_fallback_keys(inst)
     start = time.perf_counter()
     result = make_plan(
         inst,
@@ -94,6 +96,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _with_fallback_keys(inst: Any) -> Any:
+    """The instance with each family's fallback key (which families may share a warm fallback)."""
+    import dataclasses
+
+    from faillite.controller.shared import fallback_keys
+
+    keys = fallback_keys((), [f.name for f in inst.families])
+    families = tuple(dataclasses.replace(f, task=keys.get(f.name)) for f in inst.families)
+    return dataclasses.replace(inst, families=families)
 
 
 def _pct(x: float) -> str:
@@ -145,4 +158,12 @@ def render_table(doc: dict[str, Any]) -> str:
         f"method {doc['method']}, policy {doc['policy']}, status {doc['status']}, "
         f"objective {doc['objective']:.4f}{bound}, {doc['solve_seconds']:.2f} s",
     ]
+    shared = doc.get("shared") or []
+    if shared:
+        lines += ["", f"shared warm fallbacks ({format_bytes(t['shared_fallback_bytes'])}):"]
+        lines += [
+            f"  {sf['node']}  {sf['variant']} ({sf['family']}, acc {_pct(sf['accuracy'])} %, "
+            f"{format_bytes(sf['memory_bytes'])}) answers for {', '.join(sf['apps'])}"
+            for sf in shared
+        ]
     return "\n".join(lines)

@@ -7,8 +7,8 @@ a node's death each of its apps without a warm backup switches to its shared fal
 
 Which families may share is their manifests' business: ``faillite.zoo.manifest.fallback_key``
 (same task, same input/output signature). The controller reads the manifests it is given
-(``--manifests``); a built-in family (digits) it finds in the package by name. A family with
-no manifest shares nothing.
+(``--manifests``); a built-in family (digits) it finds in the package by name, a stand-in family
+by the stand-ins' task and signature. Any other family without a manifest shares nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from faillite.controller.decide import Replica
-from faillite.zoo.catalog import builtin_family_names, load_builtin_family
-from faillite.zoo.manifest import ManifestError, fallback_key, load_manifest
+from faillite.zoo.catalog import builtin_family_names, load_builtin_family, standin_families
+from faillite.zoo.manifest import FamilyManifest, ManifestError, fallback_key, load_manifest
 
 if TYPE_CHECKING:
     from faillite.controller.core import Controller
@@ -30,17 +30,30 @@ __all__ = ["fallback_keys", "shared_replica"]
 log = logging.getLogger("faillite.controller")
 
 
-def fallback_keys(manifests: Iterable[Path], families: Iterable[str]) -> dict[str, str | None]:
-    """Each family's fallback key: from the manifest files given, else the built-in manifest."""
+def fallback_keys(
+    manifests: Iterable[Path], families: Iterable[str], *, standin_px: int = 224
+) -> dict[str, str | None]:
+    """Each family's fallback key: from the manifest files given, else the built-in manifest,
+    else, for a stand-in family of the zoo, the stand-ins' task and signature at ``standin_px``
+    (all stand-ins of one cluster share an input size, so their keys agree)."""
     keys: dict[str, str | None] = {}
     for path in manifests:
         manifest = load_manifest(path / "manifest.json" if path.is_dir() else path, verify=False)
         keys[manifest.family] = fallback_key(manifest)
     builtin = set(builtin_family_names())
+    standins = set(standin_families())
     for name in families:
         if name in keys:
             continue
-        if name in builtin:
+        if name in standins:
+            from faillite.zoo.standins import TASK, standin_signature  # numpy and onnx: only when needed
+
+            # only the task and signature matter to the key: no files, so no validation
+            shape = FamilyManifest.model_construct(
+                family=name, task=TASK, signature=standin_signature(standin_px)
+            )
+            keys[name] = fallback_key(shape)
+        elif name in builtin:
             try:
                 keys[name] = fallback_key(load_builtin_family(name, verify=False))
             except ManifestError as exc:  # a broken package: share nothing, say why

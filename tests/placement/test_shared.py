@@ -188,3 +188,13 @@ def test_the_checker_rejects_broken_shared_plans(how: str) -> None:
     doc = copy.deepcopy(_shared_doc())
     _break(doc, how)
     assert check(doc).violations, how
+
+
+def test_the_plan_table_lists_shared_fallbacks() -> None:
+    from faillite.commands.plan import render_table
+
+    doc = {**_shared_doc(), "solve_seconds": 0.01}  # the command times the call
+    text = render_table(doc)
+    assert "shared warm fallbacks" in text
+    for sf in doc["shared"]:
+        assert f"{sf['variant']} ({sf['family']}" in text and ", ".join(sf["apps"]) in text
