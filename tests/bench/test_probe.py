@@ -1,10 +1,9 @@
-"""Probe MTTR, settle time and accuracy-time loss on recorded records (pure; no cluster)."""
+"""Probe MTTR and settle time on recorded records (pure; no cluster)."""
 
 from __future__ import annotations
 
 import pytest
 
-from faillite.bench.failover.outcome import accuracy_time_loss
 from faillite.bench.load import RequestRecord
 from faillite.bench.probe import probe_outcome
 
@@ -66,14 +65,3 @@ def test_unrecovered_and_unsettled() -> None:
 def test_answers_after_the_observation_do_not_count() -> None:
     o = outcome([rec(F - 0.1, F + 11)])
     assert o.mttr_ms is None
-
-
-def test_accuracy_time_loss_integrates_points_lost_until_settled() -> None:
-    # nothing served for 100 ms (0.95 lost), then 0.90 for 900 ms (0.05 lost), settled at 1000 ms
-    loss = accuracy_time_loss(0.95, [(100.0, 0.90), (1000.0, 0.95)], 1000.0)
-    assert loss == pytest.approx((0.95 * 0.1 + 0.05 * 0.9) * 100, abs=1e-3)
-    # an app never answered loses its full accuracy over the observation
-    assert accuracy_time_loss(0.8, [], 2000.0) == pytest.approx(0.8 * 2 * 100)
-    # a better-than-primary answer does not earn anything back
-    assert accuracy_time_loss(0.8, [(0.0, 0.9)], 500.0) == 0.0
-    assert accuracy_time_loss(None, [], 10.0) is None

@@ -5,9 +5,9 @@ Per app:
 - accuracy: ``accuracy_before`` is the primary's; the drop at first answer is before minus the
   first answer's accuracy, the settled drop before minus the accuracy of the variant it settled on
   (accuracies as fractions: 0.01 is one point);
-- accuracy-time loss: the accuracy points lost integrated over time from the failure until
-  settled (points x seconds; an app with no answer counts its full accuracy until it answers, or
-  until the end of the observation);
+- accuracy-time loss (``faillite.bench.accuracy_time``, on the probe): the accuracy points lost
+  integrated over time from the failure until settled (points x seconds; an app with no answer
+  counts its full accuracy until it answers, or until the end of the observation);
 - what callers saw: the workload's requests the failure touched (in flight at it, or started
   after it and before the app settled, or before the end of the observation when it never did),
   how many failed, and their latency;
@@ -19,30 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from faillite.bench import phases
+from faillite.bench import accuracy_time, phases
 from faillite.bench.failover.inject import Injection
 from faillite.bench.load import RequestRecord
 from faillite.bench.probe import ProbeOutcome, probe_outcome
 from faillite.bench.recovery import percentile
 
-__all__ = ["accuracy_time_loss", "injection_apps", "steady_latency", "touched"]
-
-
-def accuracy_time_loss(
-    before: float | None, timeline: Sequence[tuple[float, float]], end_ms: float
-) -> float | None:
-    """Points x seconds lost from the failure (0 ms) to ``end_ms``: ``before`` minus the accuracy
-    served, each answer's accuracy holding until the next one; nothing served counts ``before``."""
-    if before is None or end_ms <= 0:
-        return None
-    lost, at, acc = 0.0, 0.0, 0.0
-    for t, a in timeline:
-        if t >= end_ms:
-            break
-        lost += max(0.0, before - acc) * (t - at)
-        at, acc = max(at, t), a
-    lost += max(0.0, before - acc) * (end_ms - at)
-    return round(lost * 100 / 1000, 4)  # fraction x ms -> points x s
+__all__ = ["injection_apps", "steady_latency", "touched"]
 
 
 def touched(
@@ -107,6 +90,17 @@ def injection_apps(
         end_ms = settle_ms if settle_ms is not None else (inj.until - inj.failed_at) * 1000
         horizon = inj.failed_at + end_ms / 1000
         hit = touched(workload, app, inj.failed_at, horizon)
+        loss = None
+        if before is not None:
+            loss = accuracy_time.accuracy_time_loss(
+                app,
+                inj.probes[app],
+                failed_node=inj.node,
+                failed_at=inj.failed_at,
+                until=inj.until,
+                primary_accuracy=before,
+                settled_at=None if settle_ms is None else horizon,
+            ).loss_point_s
         latencies = [(r.end - r.start) * 1000 for r in hit]
         after = (
             po.settled_accuracy
@@ -140,7 +134,7 @@ def injection_apps(
                 "settle_ms": _r(settle_ms, 3),
                 "accuracy_settled": po.settled_accuracy,
                 "accuracy_drop_settled": _drop(before, po.settled_accuracy),
-                "accuracy_time_loss": accuracy_time_loss(before, po.timeline, end_ms),
+                "accuracy_time_loss": _r(loss, 4),
                 "probe_failed_requests": po.failed_requests,
                 "touched_latency_p50_ms": _r(percentile(latencies, 50), 3),
                 "touched_latency_max_ms": _r(max(latencies) if latencies else None, 3),

@@ -73,8 +73,8 @@ def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         if records
         else None,
         "mttr_mean_ms": _mean(mttrs),
-        "mttr_p50_ms": _r(percentile(mttrs, 50)),
-        "mttr_p99_ms": _r(percentile(mttrs, 99)),
+        "mttr_p50_ms": _r(percentile(mttrs, 50), 3),
+        "mttr_p99_ms": _r(percentile(mttrs, 99), 3),
         "warm_mttr_mean_ms": _mean(warm, 3),
         "full_recovery_mean_ms": _mean(fulls),
         "accuracy_drop_mean": _mean([d for d, _ in drops], 6),

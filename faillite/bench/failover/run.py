@@ -110,7 +110,7 @@ def run_policy(
     tick: Callable[[str], None] = lambda _s: None,
     load: str = "open",
     settle_timeout_s: float = 20.0,
-    steady_s: float = 1.0,
+    steady_s: float = 2.0,
 ) -> PolicyRun:
     """Start the cluster, inject each (node, kind) of ``failures`` in turn, stop it.
 
