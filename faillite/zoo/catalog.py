@@ -22,6 +22,7 @@ __all__ = [
     "PublishedModel",
     "builtin_family_names",
     "builtin_manifest_path",
+    "estimate_memory",
     "estimate_profile",
     "estimated_family_profiles",
     "estimated_manifest_profiles",
@@ -124,14 +125,25 @@ def known_family_names() -> list[str]:
 
 # Estimates used only when no measured profile is available (documented in docs/architecture.md).
 # Calibrated on this class of machine (2 cores, ONNX Runtime CPU, one intra-op thread):
-# loading costs about 2 ms per MB of weights plus a fixed 2 ms; resident memory is about
-# 1.5x the file plus 1 MiB of session overhead; inference runs about 25 GMAC/s per thread
-# (stand-ins measured on 2026-11-28: 23-38 GMAC/s, 1-2.4 ms/MB to load).
+# loading costs about 2 ms per MB of weights plus a fixed 2 ms; inference runs about 25 GMAC/s
+# per thread (stand-ins measured on 2026-11-28: 23-38 GMAC/s, 1-2.4 ms/MB to load; published-
+# size stand-ins at 32 px on 2026-12-02: ResNet-152, 241 MB, 460-620 ms to load).
+# Resident memory: the weights (the file) plus what the allocator keeps of the parse buffers,
+# up to half the file, but never more than 32 MiB: glibc maps larger blocks and unmaps them on
+# free. Measured RSS growth, session loaded on a worker thread as in the agent (2026-12-02):
+# 5.5 MB file -> 6.1 MB, 21.9 -> 22.7, 46.8 -> 69.4, 102 -> 103, 241 -> 242, 791 -> 799. The
+# former 1.5x for every size over-reserved large models by ~45 %; small files keep 1.5x + 1 MiB.
 _LOAD_MS_PER_MB = 2.0
 _LOAD_MS_FIXED = 2.0
-_MEM_FACTOR = 1.5
+_MEM_RETAINED = 0.5
+_MEM_RETAINED_MAX = 32 << 20
 _MEM_FIXED = 1 << 20
 _MACS_PER_MS = 25e6
+
+
+def estimate_memory(file_bytes: int) -> int:
+    """Resident bytes a loaded session of a ``file_bytes`` model adds (see above)."""
+    return int(file_bytes + min(_MEM_RETAINED * file_bytes, _MEM_RETAINED_MAX) + _MEM_FIXED)
 
 
 def estimate_profile(
@@ -146,7 +158,7 @@ def estimate_profile(
         accuracy_source=source,  # type: ignore[arg-type]
         file_bytes=file_bytes,
         load_ms=round(load_ms, 3),
-        memory_bytes=int(_MEM_FACTOR * file_bytes + _MEM_FIXED),
+        memory_bytes=estimate_memory(file_bytes),
         first_infer_ms=round(infer_ms * 2, 3),
         infer_p50_ms=round(infer_ms, 3),
         infer_p99_ms=round(infer_ms * 1.5, 3),
