@@ -72,6 +72,7 @@ class _Room:
     mc: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # primaries' compute
     after: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))  # (node, s) -> mc
     loaded: set[tuple[str, str]] = field(default_factory=set)  # fallbacks placed: (node, variant)
+    scenarios_of: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))  # node -> s
 
     def free(self, n: Node) -> int:
         return n.memory_bytes - self.base[n.id] - self.peak[n.id]
@@ -80,26 +81,38 @@ class _Room:
         extra = 0 if (n.id, v.name) in self.loaded else v.memory_bytes
         if self.free(n) < extra:
             return False
-        for s, failed in enumerate(scenarios):
-            if n.id in failed:
-                continue
-            need = sum(v.demand_mc(a.request_rate, n) for a in apps if a.primary_node in failed)
-            if need and self.mc[n.id] + self.after[n.id, s] + need > n.capacity_mc:
-                return False
-        return True
+        cap, mc = n.capacity_mc, self.mc[n.id]
+        return all(
+            mc + self.after[n.id, s] + need <= cap for s, need in self._needs(n, v, apps, scenarios).items()
+        )
 
     def take(self, n: Node, v: Variant, apps: Sequence[App], scenarios: Sequence[frozenset[str]]) -> None:
         if (n.id, v.name) not in self.loaded:
             self.base[n.id] += v.memory_bytes
             self.loaded.add((n.id, v.name))
-        for s, failed in enumerate(scenarios):
-            if n.id not in failed:
-                need = sum(v.demand_mc(a.request_rate, n) for a in apps if a.primary_node in failed)
-                self.after[n.id, s] += need
+        for s, need in self._needs(n, v, apps, scenarios).items():
+            self.after[n.id, s] += need
+
+    def _needs(
+        self, n: Node, v: Variant, apps: Sequence[App], scenarios: Sequence[frozenset[str]]
+    ) -> dict[int, int]:
+        """Compute the fallback on ``n`` needs after each scenario that fails some of ``apps``
+        (only those: the others need nothing of it)."""
+        out: dict[int, int] = defaultdict(int)
+        for a in apps:
+            need = v.demand_mc(a.request_rate, n)
+            if need:
+                for s in self.scenarios_of[a.primary_node or ""]:
+                    if n.id not in scenarios[s]:
+                        out[s] += need
+        return out
 
 
 def _room(inst: Instance, plan: Plan, scenarios: Sequence[frozenset[str]]) -> _Room:
     room = _Room(inst)
+    for s, failed in enumerate(scenarios):
+        for node in failed:
+            room.scenarios_of[node].append(s)
     cold: dict[tuple[str, int], int] = defaultdict(int)
     for asg in plan:
         app = inst.app(asg.app)
@@ -130,6 +143,7 @@ def place_shared(
     keep: Sequence[SharedFallback] = (),
     down: Collection[str] = (),
     accuracy_slack: float = 0.01,
+    scan: int = 64,
 ) -> Plan:
     """``plan`` with shared warm fallbacks (its assignments unchanged). ``down``: nodes that
     may not hold one (dead). Apps no fallback can reach stay without one."""
@@ -182,7 +196,9 @@ def place_shared(
                 todo -= {a.name for a in served}
         while todo:
             options = []
-            for n in live:
+            # large clusters: only the nodes with most memory free (each pass, as fallbacks fill them)
+            pool = live if len(live) <= scan else sorted(live, key=lambda n: (-room.free(n), n.id))[:scan]
+            for n in pool:
                 for fam, v in variants:
                     served = reach(n, v, todo)
                     if served and room.fits(n, v, served, scenarios):
@@ -250,9 +266,10 @@ def with_shared(
 def _cool(ctx: Context, plan: Plan) -> Plan:
     """Warm backups made cold wherever the rules allow it (kept backups stay as they are)."""
     out = []
+    index = {a.name: k for k, a in enumerate(ctx.apps)}
     for asg in plan:
         b = asg.backup
-        i = next(k for k, a in enumerate(ctx.apps) if a.name == asg.app)
+        i = index[asg.app]
         if b is not None and b.mode is Mode.WARM and asg.app not in ctx.keep:
             app = ctx.apps[i]
             v = ctx.inst.variant(app.family, b.variant)
