@@ -40,6 +40,7 @@ def test_public_surface_is_pinned() -> None:
     assert sorted(placement.__all__) == sorted(
         [
             "ACCURACY_SCALE",
+            "SHARED_REASON",
             "WEIGHT_SCALE",
             "Action",
             "ActionKind",
@@ -59,6 +60,7 @@ def test_public_surface_is_pinned() -> None:
             "ReplanResult",
             "Scenario",
             "Score",
+            "SharedFallback",
             "Status",
             "Variant",
             "explain",
