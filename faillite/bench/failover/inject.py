@@ -114,7 +114,7 @@ async def inject(
     lead_s: float = 0.2,
     settle_timeout_s: float = 20.0,
     poll_s: float = 0.05,
-    quiet_s: float = 1.5,
+    quiet_s: float = 6.0,
     label: str = "",
     sample: Callable[[], Any] = lambda: None,
 ) -> Injection:

@@ -169,15 +169,16 @@ def _digits() -> Scenario:
 
 
 def _paper() -> Scenario:
-    # rates (requests/s, Poisson): cameras at 10-30 (critical ones, light models at high rates),
-    # periodic sensors and batch-like apps at 2-8; about 200 requests/s in all
+    # rates (requests/s, Poisson): cameras at 6-25 (critical ones, light models at high rates),
+    # periodic sensors and batch-like apps at 2-8; 167 requests/s in all, which keeps the
+    # benchmark's own processes near 45 % of this 2-core box outside failures (measured)
     c = {"critical": True, "weight": 3.0}
     apps = (
-        AppDef("resnet152", "ResNet", "resnet152-imagenet1k_v2", **c, rate=10),
+        AppDef("resnet152", "ResNet", "resnet152-imagenet1k_v2", **c, rate=6),
         AppDef("resnet101", "ResNet", "resnet101-imagenet1k_v2", rate=4),
         AppDef("resnet50", "ResNet", "resnet50-imagenet1k_v2", rate=6),
         AppDef("resnet34", "ResNet", "resnet34-imagenet1k_v1", rate=2),
-        AppDef("effnet-b4", "EfficientNet", "efficientnet_b4-imagenet1k_v1", **c, rate=10),
+        AppDef("effnet-b4", "EfficientNet", "efficientnet_b4-imagenet1k_v1", **c, rate=8),
         AppDef("effnet-b3", "EfficientNet", "efficientnet_b3-imagenet1k_v1", rate=5),
         AppDef("effnet-v2s", "EfficientNet", "efficientnet_v2_s-imagenet1k_v1", rate=3),
         AppDef("effnet-b1", "EfficientNet", "efficientnet_b1-imagenet1k_v2", **c, rate=15),
@@ -185,20 +186,20 @@ def _paper() -> Scenario:
         AppDef("regnet-x3.2gf", "RegNet", "regnet_x_3_2gf-imagenet1k_v2", rate=2),
         AppDef("regnet-y1.6gf", "RegNet", "regnet_y_1_6gf-imagenet1k_v2", rate=6),
         AppDef("regnet-y800mf", "RegNet", "regnet_y_800mf-imagenet1k_v2", rate=8),
-        AppDef("convnext-s", "ConvNeXt", "convnext_small-imagenet1k_v1", **c, rate=10),
+        AppDef("convnext-s", "ConvNeXt", "convnext_small-imagenet1k_v1", **c, rate=6),
         AppDef("convnext-t", "ConvNeXt", "convnext_tiny-imagenet1k_v1", rate=3),
         AppDef("swin-s", "Swin", "swin_s-imagenet1k_v1", rate=2),
-        AppDef("swin-t", "Swin", "swin_t-imagenet1k_v1", **c, rate=10),
+        AppDef("swin-t", "Swin", "swin_t-imagenet1k_v1", **c, rate=6),
         AppDef("swin-v2-t", "Swin", "swin_v2_t-imagenet1k_v1", rate=4),
-        AppDef("mobilenet-v3l", "MobileNet", "mobilenet_v3_large-imagenet1k_v2", **c, rate=30),
-        AppDef("mobilenet-v2", "MobileNet", "mobilenet_v2-imagenet1k_v2", rate=12),
+        AppDef("mobilenet-v3l", "MobileNet", "mobilenet_v3_large-imagenet1k_v2", **c, rate=25),
+        AppDef("mobilenet-v2", "MobileNet", "mobilenet_v2-imagenet1k_v2", rate=10),
         AppDef("densenet161", "DenseNet", "densenet161-imagenet1k_v1", rate=2),
         AppDef("densenet201", "DenseNet", "densenet201-imagenet1k_v1", rate=3),
         AppDef("densenet121", "DenseNet", "densenet121-imagenet1k_v1", rate=5),
         AppDef("resnext101", "ResNeXt", "resnext101_64x4d-imagenet1k_v1", rate=2),
         AppDef("resnext50", "ResNeXt", "resnext50_32x4d-imagenet1k_v2", rate=4),
         AppDef("regnet-y8gf", "RegNet", "regnet_y_8gf-imagenet1k_v2", rate=3),
-        AppDef("shufflenet", "ShuffleNet", "shufflenet_v2_x2_0-imagenet1k_v1", rate=20),
+        AppDef("shufflenet", "ShuffleNet", "shufflenet_v2_x2_0-imagenet1k_v1", rate=15),
         AppDef("mnasnet", "MNASNet", "mnasnet1_3-imagenet1k_v1", rate=8),
     )
     # Published sizes (parameters, so memory and load times, of the real models) at a 32 px input

@@ -6,7 +6,8 @@ another node. Fallbacks, each labelled in ``Settled.by``:
 - ``lost``: an ``app_lost`` event (nothing will serve it until its node returns);
 - ``quiet``: no ``app_settled`` event, but the app is ``failed_over``, its probe got an answer from
   the variant the controller now routes to, and no controller event has named the app for
-  ``quiet_s`` (controllers that do not emit ``app_settled``);
+  ``quiet_s`` (controllers that do not emit ``app_settled``; long enough -- 6 s by default --
+  that the controller's own settling step, tried every 250 ms after the failover, speaks first);
 - ``unavailable``: the app is ``unavailable`` and no event named it for ``quiet_s``;
 - ``timeout``: none of these within the observation (decided by the caller).
 """
@@ -45,7 +46,7 @@ def settled_app(
     failed_node: str,
     failed_at: float,
     now: float,
-    quiet_s: float = 1.5,
+    quiet_s: float = 6.0,
 ) -> Settled | None:
     """How ``app`` has settled by ``now`` (None: not yet). ``events``: the controller's since before
     the failure; ``view``: the app's ``/v1/apps`` entry now."""
