@@ -19,6 +19,7 @@ so these records line up with the controller's event ``mono`` stamps without any
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -62,7 +63,19 @@ class ProbeStreams:
     async def _loop(self, app: str) -> None:
         feeds = self.inputs[app]
         while app not in self._stopped:
-            self.records[app].append(await infer_record(self.client, app, feeds, self.deadline))
+            start = time.monotonic()
+            try:
+                record = await infer_record(self.client, app, feeds, self.deadline)
+            except asyncio.CancelledError:
+                # abandoned at stop (a lost app's request waits out its deadline): it was in
+                # flight all the same, and the app's MTTR starts at the failure because of it
+                self.records[app].append(
+                    RequestRecord(
+                        app, start, time.monotonic(), False, error="abandoned when the probe stopped"
+                    )
+                )
+                raise
+            self.records[app].append(record)
             await asyncio.sleep(0)  # let the route watch and the other streams run
 
 

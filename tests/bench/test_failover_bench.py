@@ -140,7 +140,21 @@ def test_reduced_run_accounts_for_every_failure(tmp_path: Path) -> None:
 
     from faillite.bench.failover import plots
 
-    for png in (plots.mttr_cdf(doc, tmp_path / "cdf.png"), plots.phases(doc, tmp_path / "phases.png")):
+    # the sweep's rows carry the policies' own figures (here: the one headroom this run measured)
+    keys = ("recovered_share", "mttr_mean_ms", "accuracy_drop_settled", "accuracy_time_loss")
+    swept = {
+        **doc,
+        "sweep": [
+            {"policy": label, "headroom": p["headroom"], "deployed": True, **{k: p[k] for k in keys}}
+            for label, p in doc["policies"].items()
+        ],
+    }
+    made = (
+        plots.mttr_cdf(doc, tmp_path / "cdf.png"),
+        plots.phases(doc, tmp_path / "phases.png"),
+        plots.sweep(swept, tmp_path / "sweep.png"),
+    )
+    for png in made:
         assert png.read_bytes()[:4] == b"\x89PNG"
 
 
