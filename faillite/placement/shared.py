@@ -259,6 +259,8 @@ def with_shared(
         for sf in placed.shared
         if (kept := tuple(a for a in sf.apps if a not in warm))
     )
+    if not shared:  # every app got a warm backup back: the solver's own plan is as good or better
+        return replace(result, plan=Plan(plan.assignments, ()))
     final = Plan(climbed.assignments, shared)
     return replace(result, plan=final, score=plan_score(inst, final), tiebreaks_optimal=False)
 
