@@ -140,3 +140,12 @@ async def test_cold_app_answers_from_a_shared_fallback_of_another_family_then_it
     if others:  # the fallback keeps serving the others: still loaded, still planned for them
         assert sf["variant"] in loaded(cluster, sf["node"])
         assert any(o in s["apps"] for s in new["shared"] for o in others), new["shared"]
+    # failback: the node returns, every app goes home, and the home plan's fallbacks are loaded again
+    cluster.restart_node(victim)
+    await until(
+        lambda: all(a["state"] == "primary" for a in app_states(cluster).values()), 60, "failback home"
+    )
+    home = plan(cluster)
+    assert home["shared"] == doc["shared"]
+    for s in home["shared"]:
+        await until(lambda s=s: s["variant"] in loaded(cluster, s["node"]), 30, f"fallback on {s['node']}")
