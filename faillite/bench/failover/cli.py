@@ -210,6 +210,12 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.settle_timeout <= 0 or (args.headroom is not None and args.headroom < 0):
+        print(
+            "faillite bench failover: --settle-timeout must be positive, --headroom not negative",
+            file=sys.stderr,
+        )
+        return 2
     if args.sweep is None:
         sweep = () if quick else SWEEP_HEADROOMS
     else:

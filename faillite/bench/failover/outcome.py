@@ -61,9 +61,14 @@ def _drop(before: float | None, after: float | None) -> float | None:
 
 
 def injection_apps(
-    inj: Injection, workload: Sequence[RequestRecord], weights: dict[str, float]
+    inj: Injection,
+    workload: Sequence[RequestRecord],
+    weights: dict[str, float],
+    shared: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
-    """One JSON-ready dict per app the failure hit (today's keys kept, the new ones added)."""
+    """One JSON-ready dict per app the failure hit (today's keys kept, the new ones added);
+    ``shared``: the apps a shared warm fallback stands in for."""
+    shared = set(shared)
     failure = phases.Failure(inj.node, inj.kind, inj.failed_at)
     probes = [r for rs in inj.probes.values() for r in rs]
     modes = {a: ((inj.before[a].get("backup") or {}).get("mode") or "none") for a in inj.affected}
@@ -114,6 +119,7 @@ def injection_apps(
                 "critical": bool(inj.before[app]["spec"].get("critical", False)),
                 "weight": weights.get(app, 1.0),
                 "mode": modes[app],
+                "shared_fallback": app in shared,
                 "recovered": po.mttr_ms is not None,
                 "mttr_ms": _r(po.mttr_ms, 3),
                 "full_recovery_ms": _r(settle_ms, 3),

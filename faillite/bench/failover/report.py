@@ -64,6 +64,7 @@ def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     fulls = [r["full_recovery_ms"] for r in records if r["full_recovery_ms"] is not None]
     drops = [(r["accuracy_drop"], r["weight"]) for r in records if r["accuracy_drop"] is not None]
     warm = [r["mttr_ms"] for r in records if r["mttr_ms"] is not None and r["mode"] == "warm"]
+    shared = [r["mttr_ms"] for r in records if r["mttr_ms"] is not None and r["shared_fallback"]]
     losses = [r["accuracy_time_loss"] for r in records if r["accuracy_time_loss"] is not None]
     means, p99s = _phase_stats(records)
     return {
@@ -76,6 +77,7 @@ def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         "mttr_p50_ms": _r(percentile(mttrs, 50), 3),
         "mttr_p99_ms": _r(percentile(mttrs, 99), 3),
         "warm_mttr_mean_ms": _mean(warm, 3),
+        "shared_mttr_mean_ms": _mean(shared, 3),  # apps a shared warm fallback stood in for
         "full_recovery_mean_ms": _mean(fulls),
         "accuracy_drop_mean": _mean([d for d, _ in drops], 6),
         "accuracy_drop_weighted": _r(sum(d * w for d, w in drops) / sum(w for _, w in drops), 6)
@@ -108,7 +110,7 @@ def policy_figures(run: PolicyRun, scenario: Scenario) -> dict[str, Any]:
     injections = []
     flat: list[dict[str, Any]] = []
     for inj in run.injections:
-        apps = injection_apps(inj, run.records, weights)
+        apps = injection_apps(inj, run.records, weights, {a for sf in run.shared for a in sf["apps"]})
         flat += [{**a, "node": inj.node, "kind": inj.kind} for a in apps]
         injections.append(
             {
@@ -122,7 +124,7 @@ def policy_figures(run: PolicyRun, scenario: Scenario) -> dict[str, Any]:
                 "apps": apps,
             }
         )
-    warm, cold = plan_backups(run, scenario)
+    warm, cold, shared = plan_backups(run, scenario)
     kinds = sorted({r["kind"] for r in flat})
     shares = [i.protected_after for i in run.injections if i.protected_after is not None]
     return {
@@ -148,8 +150,10 @@ def policy_figures(run: PolicyRun, scenario: Scenario) -> dict[str, Any]:
         "by_mode": {
             m: _summary([r for r in flat if r["mode"] == m]) for m in sorted({r["mode"] for r in flat})
         },
-        "backup_memory_bytes": warm,
+        "backup_memory_bytes": warm + shared,  # every warm model held for failover
         "cold_reserved_bytes": cold,
+        "shared_fallback_memory_bytes": shared,
+        "shared_fallbacks": len(run.shared),
         "protected_apps": sum(1 for a in plan_from_json(run.plan) if a.backup is not None),
         "apps": len(run.apps),
         "planned_accuracy_drop_mean": planned_drop(run, scenario),

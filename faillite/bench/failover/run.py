@@ -63,6 +63,7 @@ class PolicyRun:
     refusal: str | None = None
     error: str | None = None  # set when injections stopped early (the cluster did not recover)
     plan: list[dict[str, Any]] = field(default_factory=list)
+    shared: list[dict[str, Any]] = field(default_factory=list)  # shared warm fallbacks (faillite-shared)
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)  # the specs, with primary accuracy
     injections: list[Injection] = field(default_factory=list)
     records: list[RequestRecord] = field(default_factory=list)  # the workload's
@@ -134,7 +135,8 @@ def run_policy(
             return run
         run.deployed = True
         run.start_s = round(time.monotonic() - t0, 2)
-        run.plan = http_json("GET", f"{cluster.controller_url}/v1/plan")[1]["plan"]
+        planned = http_json("GET", f"{cluster.controller_url}/v1/plan")[1]
+        run.plan, run.shared = planned["plan"], planned.get("shared") or []
         for a in cluster.apps():
             run.apps[a["name"]] = {**a["spec"], "accuracy": a["accuracy"], "variant": a["variant"]}
         asyncio.run(_inject_all(cluster, run, failures, tick, settle_timeout_s, steady_s))
@@ -236,8 +238,9 @@ def _own_share(segments: list[tuple[_Cpu, _Cpu]]) -> float | None:
     return round(used / total, 4) if total > 0 else None
 
 
-def plan_backups(run: PolicyRun, scenario: Scenario) -> tuple[int, int]:
-    """(warm bytes held at all times, cold bytes reserved) by the plan the cluster deployed."""
+def plan_backups(run: PolicyRun, scenario: Scenario) -> tuple[int, int, int]:
+    """(warm backup bytes held at all times, cold bytes reserved, shared warm fallback bytes held
+    at all times) by the plan the cluster deployed."""
     warm = cold = 0
     for a in plan_from_json(run.plan):
         if a.backup is None:
@@ -248,4 +251,5 @@ def plan_backups(run: PolicyRun, scenario: Scenario) -> tuple[int, int]:
             warm += size
         else:
             cold += size
-    return warm, cold
+    shared = sum(scenario.memory_of(s["family"], s["variant"]) for s in run.shared)
+    return warm, cold, shared

@@ -38,6 +38,7 @@ _RECOVERY: list[Column] = [
     ("mttr_p50_ms", "ms", "p50", 6),
     ("mttr_p99_ms", "ms", "p99", 6),
     ("warm_mttr_mean_ms", "ms", "warm", 6),
+    ("shared_mttr_mean_ms", "ms", "shared", 6),
     ("mttr_ratio_to_full_cold", "x", "/cold", 6),
     ("failed_requests", "", "failed", 6),
     ("dropped_requests", "", "dropped", 7),
@@ -99,7 +100,8 @@ def table(doc: dict[str, Any]) -> str:
         f"{', '.join(doc['failed_nodes'])}; load {load_text}",
         *_rows(doc, _RECOVERY),
         "MTTR on the probe streams (ms, failure -> first answer from another node; warm: apps with a warm "
-        "backup); failed/dropped: workload requests; CPU: busy share of all cores over the measured window, "
+        "backup; shared: apps a shared warm fallback stood in for; warm MiB counts shared fallbacks too); "
+        "failed/dropped: workload requests; CPU: busy share of all cores over the measured window, "
         "of the whole box and of the benchmark's own processes (steady: outside failures and probes)",
         "",
         *_rows(doc, _ACCURACY),
