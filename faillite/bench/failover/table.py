@@ -114,7 +114,12 @@ def table(doc: dict[str, Any]) -> str:
         "kept; pt*s/app: accuracy-time loss per failed app; protected: share of all apps with a backup "
         "on a live node after settling"
     )
-    lines += ["", *_phase_rows(doc)]
+    lines += [
+        "",
+        *_phase_rows(doc),
+        "phases: failure -> detected -> decided -> loaded -> route published -> first answer -> settled; "
+        "controller events (mono) and request records share CLOCK_MONOTONIC (one machine): no alignment",
+    ]
     for label, p in doc["policies"].items():
         if p["deployed"] and p.get("steady_latency"):
             st = p["steady_latency"]
