@@ -53,7 +53,8 @@ async def add_apps(controller: Controller, specs: list[AppSpec]) -> dict[str, An
         "policy": controller.config.policy,
         "time_limit_s": controller.config.plan_time_limit_s,
     }
-    result = await asyncio.to_thread(make_plan, inst, keep=keep, **opts)
+    # loaded shared fallbacks stay where they are when they still fit (policy faillite-shared)
+    result = await asyncio.to_thread(make_plan, inst, keep=keep, keep_shared=cluster.plan.shared, **opts)
     if result.plan is None and keep:
         result = await asyncio.to_thread(make_plan, inst, **opts)
     if result.plan is None:

@@ -159,6 +159,7 @@ def place_shared(
         if f.task is not None:
             families_of[f.task].append(f.name)
     live = [n for n in inst.nodes if n.id not in down]
+    node_ids = {n.id for n in inst.nodes}
     use_domains = inst.params.use_domains
     out: list[SharedFallback] = []
     todo_by_key = eligible_apps(inst, plan)
@@ -186,7 +187,9 @@ def place_shared(
         todo = set(todo_by_key[key])
         variants = [(f, v) for f in sorted(families_of[key]) for v in inst.family(f).variants]
         for sf in keep:  # re-planning: keep what is loaded where it still serves and fits
-            if sf.node in down or sf.family not in families_of[key]:
+            if sf.node in down or sf.node not in node_ids or sf.family not in families_of[key]:
+                continue
+            if all(x.name != sf.variant for x in inst.family(sf.family).variants):
                 continue
             n, v = inst.node(sf.node), inst.variant(sf.family, sf.variant)
             served = reach(n, v, todo)

@@ -198,3 +198,16 @@ def test_the_plan_table_lists_shared_fallbacks() -> None:
     assert "shared warm fallbacks" in text
     for sf in doc["shared"]:
         assert f"{sf['variant']} ({sf['family']}" in text and ", ".join(sf["apps"]) in text
+
+
+def test_kept_fallbacks_stay_when_they_fit_and_are_ignored_where_they_cannot_be() -> None:
+    from faillite.placement import SharedFallback
+
+    inst = five_apps()
+    first = make_plan(inst, method="greedy", policy="faillite-shared")
+    assert first.plan is not None and first.plan.shared
+    again = make_plan(inst, method="greedy", policy="faillite-shared", keep_shared=first.plan.shared)
+    assert again.plan is not None and again.plan.shared == first.plan.shared
+    ghosts = (SharedFallback("gone", "A", "A-s", ("a1",)), SharedFallback("n0", "A", "no-such", ("a1",)))
+    odd = make_plan(inst, method="greedy", policy="faillite-shared", keep_shared=ghosts)
+    assert odd.plan is not None and odd.plan.shared == first.plan.shared
