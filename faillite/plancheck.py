@@ -12,6 +12,7 @@ the plan's objective as recomputed here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,8 +222,8 @@ def _shared(
     doc: dict[str, Any],
     nodes: dict[str, Any],
     fams: dict[str, dict[str, Any]],
-    together: Any,
-    speed: Any,
+    together: Callable[[str, str], bool],
+    speed: Callable[[str], float],
     base: dict[str, int],
     out: list[str],
 ) -> list[tuple[str, str, int]]:
