@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faillite.bench.failover.inject import protected_share
+from faillite.bench.failover.inject import protected_share, restore_gap
 from faillite.bench.failover.settle import settled_app
 from faillite.bench.load import RequestRecord
 
@@ -86,3 +86,24 @@ def test_protected_share_counts_backups_on_live_nodes_other_than_the_serving_one
     share, bare = protected_share(plan, apps, alive={"n1", "n2"})
     assert share == 0.25 and bare == ["a2", "a3", "a4"]
     assert protected_share([], apps, {"n1"}) == (None, [])
+
+
+def test_restore_gap_names_what_keeps_the_cluster_from_its_plan() -> None:
+    warm = {"node": "n2", "variant": "small", "mode": "warm"}
+    apps = [
+        {"name": "a1", "state": "primary", "node": "n1", "variant": "big", "backup": warm},
+        {"name": "a2", "state": "primary", "node": "n2", "variant": "mid", "backup": None},
+    ]
+    nodes = [
+        {"id": "n1", "state": "alive", "loaded": ["big"]},
+        {"id": "n2", "state": "alive", "loaded": ["mid", "small", "fallback"]},
+        {"id": "n3", "state": "dead", "loaded": ["stale"]},
+    ]
+    shared = [{"node": "n2", "family": "f", "variant": "fallback", "apps": ["a1"]}]
+    assert restore_gap(apps, nodes, shared) is None  # a shared fallback is wanted, not a leftover
+    assert restore_gap(apps, nodes, []) == "n2 still holds fallback"
+    nodes[1]["loaded"] = ["mid", "stone"]
+    apps[1]["state"] = "failed_over"
+    assert restore_gap(apps, nodes, shared) == (
+        "a1's warm backup not loaded on n2; a2 is failed_over; n2 still holds stone"
+    )

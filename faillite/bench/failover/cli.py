@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -225,6 +226,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"faillite bench failover: --sweep: not a list of numbers: {args.sweep!r}", file=sys.stderr)
             return 2
     command = "faillite " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    # SIGTERM unwinds like Ctrl-C, so that every cluster started is stopped on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="faillite-bench-failover-") as tmp:
         doc = run_benchmark(
             scenario_name=args.scenario or ("digits" if quick else "paper"),

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from faillite.bench.cluster_views import restored
 from faillite.bench.failover.settle import Settled, settled_app
 from faillite.bench.load import RequestRecord
 from faillite.bench.probe import ProbeStreams
@@ -92,6 +91,34 @@ def protected_share(
         or a["backup"]["node"] == serving.get(a["app"], a.get("primary_node"))
     )
     return round(1 - len(bare) / len(plan), 4), bare
+
+
+def restore_gap(
+    apps: list[Mapping[str, Any]], nodes: list[Mapping[str, Any]], shared: list[Mapping[str, Any]]
+) -> str | None:
+    """What keeps the cluster from its plan (None: nothing): an app not on its primary, a warm
+    backup or a shared fallback not loaded, a leftover of the last failover still loaded (it would
+    eat the memory the next failure's cold backups were promised). As ``cluster_views.restored``,
+    plus the plan's shared warm fallbacks (faillite-shared), which are wanted, not leftovers."""
+    alive = {n["id"]: set(n["loaded"]) for n in nodes if n["state"] == "alive"}
+    wanted: dict[str, set[str]] = {}
+    gaps = []
+    for a in apps:
+        if a["state"] != "primary":
+            gaps.append(f"{a['name']} is {a['state']}")
+        wanted.setdefault(a["node"], set()).add(a["variant"])
+        b = a["backup"]
+        if b is not None and b["mode"] == "warm":
+            wanted.setdefault(b["node"], set()).add(b["variant"])
+            if b["variant"] not in alive.get(b["node"], set()):
+                gaps.append(f"{a['name']}'s warm backup not loaded on {b['node']}")
+    for sf in shared:
+        wanted.setdefault(sf["node"], set()).add(sf["variant"])
+    for node, loaded in sorted(alive.items()):
+        extra = sorted(loaded - wanted.get(node, set()))
+        if extra:
+            gaps.append(f"{node} still holds {', '.join(extra)}")
+    return "; ".join(gaps[:6]) or None
 
 
 async def wait_until(condition: Any, timeout: float, step: float = 0.02) -> bool:
@@ -166,8 +193,17 @@ async def inject(
     if kind != "SIGKILL":
         cluster.kill_node(node, signal.SIGKILL)  # a hung process is ended before its restart
     await asyncio.to_thread(cluster.restart_node, node)
-    if not await wait_until(lambda: restored(cluster), 90):
-        raise LaunchError(f"{label}: the cluster did not return to its plan after restarting {node}")
+    gap: list[str | None] = ["not checked"]
+
+    def restored() -> bool:
+        shared = http_json("GET", f"{cluster.controller_url}/v1/plan")[1].get("shared") or []
+        gap[0] = restore_gap(cluster.apps(), cluster.nodes(), shared)
+        return gap[0] is None
+
+    if not await wait_until(restored, 90, step=0.1):
+        raise LaunchError(
+            f"{label}: the cluster did not return to its plan after restarting {node}: {gap[0]}"
+        )
     cpu_back, back = sample(), time.monotonic()
     return Injection(
         node=node,

@@ -56,7 +56,11 @@ class Scenario:
     accuracy_source: str = "published"
     default_headroom: float = DEFAULT_HEADROOM
     # Estimated footprints x this in the profiles and the agents' repository (see LocalCluster).
-    memory_margin: float = 1.5
+    # Agents charge max(estimate, measured RSS growth); at published sizes a load's RSS growth
+    # measured up to 2.6x the file (EfficientNet-B3: 125 MiB for 47; small models, allocator and
+    # prepacking) where the estimate is file + min(file/2, 32 MiB) + 1 MiB, so at 1.5 a node's last
+    # primary could be refused (409) forever after a restart. Budgets scale with it too.
+    memory_margin: float = 2.0
     _profiles: dict[str, tuple[VariantProfile, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def profiles(self) -> dict[str, tuple[VariantProfile, ...]]:
