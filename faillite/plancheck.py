@@ -77,6 +77,8 @@ def check(doc: dict[str, Any], *, tolerance: float = 1e-6) -> CheckReport:
     nodes = {n["id"]: n for n in doc["nodes"]}
     fams = {name: {v["variant"]: v for v in vs} for name, vs in doc.get("families", {}).items()}
     full = bool(fams)
+    # faillite-shared protects an app by its own backup or by a shared warm fallback
+    shared_apps = {a for sf in doc.get("shared") or [] if isinstance(sf, dict) for a in sf.get("apps") or []}
 
     def variant(app: dict[str, Any], name: str) -> dict[str, Any] | None:
         v = fams.get(app["family"], {}).get(name)
@@ -121,8 +123,12 @@ def check(doc: dict[str, Any], *, tolerance: float = 1e-6) -> CheckReport:
             mc[prim["node"]] += demand(app, pv, prim["node"])
         base[prim["node"]] += prim["memory_bytes"]
         if b is None:
-            if policy in ("faillite", "faillite-shared") and not best_effort:
-                out.append(f"app {name}: no backup (policy {policy} protects every app)")
+            if policy == "faillite" and not best_effort:
+                out.append(f"app {name}: no backup (policy faillite protects every app)")
+            elif policy == "faillite-shared" and not best_effort and name not in shared_apps:
+                out.append(
+                    f"app {name}: neither a backup nor a shared fallback (policy {policy} protects every app)"
+                )
             continue
         if policy == "none":
             out.append(f"app {name}: policy none plans no backups")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from enum import StrEnum
 
 from faillite.placement.exact import solve_exact
 from faillite.placement.explain import counting_reasons, elastic_reasons, static_reasons
-from faillite.placement.feasibility import Context
+from faillite.placement.feasibility import Context, plan_score
 from faillite.placement.greedy import solve_greedy
-from faillite.placement.model import Backup, Instance, PlanResult, SharedFallback, Status
+from faillite.placement.model import Backup, Instance, Plan, PlanResult, SharedFallback, Status
 from faillite.placement.policies import Policy, PolicyRules, rules_for
-from faillite.placement.shared import with_shared
+from faillite.placement.shared import shared_first, uncovered, with_shared
 
 __all__ = ["Method", "explain", "make_plan"]
 
@@ -53,9 +54,55 @@ def make_plan(
     method, policy = Method(method), Policy(policy)
     rules = rules_for(policy, best_effort=best_effort)
     result = _make_plan(inst, method, policy, rules, keep, best_effort, time_limit_s, seed, workers, gap)
-    if rules.shared:
-        result = with_shared(inst, rules, keep, result, keep_shared)
+    if not rules.shared:
+        return result
+    if result.plan is None and not best_effort:
+        # No plan gives every app an own backup: shared fallbacks may still protect every app,
+        # with own backups where they fit. Accepted only when no app is left bare.
+        loose = rules_for(policy, best_effort=True)
+        alt = _make_plan(inst, method, policy, loose, keep, True, time_limit_s, seed, workers, gap)
+        alt = with_shared(inst, loose, keep, alt, keep_shared)
+        alt = _protection_first(inst, alt, method, loose, keep, keep_shared, time_limit_s, seed, workers, gap)
+        if alt.plan is not None and not uncovered(alt.plan):
+            return replace(alt, status=Status.FEASIBLE, reasons=())
+        return result
+    result = with_shared(inst, rules, keep, result, keep_shared)
+    if best_effort:
+        result = _protection_first(
+            inst, result, method, rules, keep, keep_shared, time_limit_s, seed, workers, gap
+        )
     return result
+
+
+def _protection_first(
+    inst: Instance,
+    result: PlanResult,
+    method: Method,
+    rules: PolicyRules,
+    keep: Mapping[str, Backup] | None,
+    keep_shared: Sequence[SharedFallback],
+    time_limit_s: float,
+    seed: int,
+    workers: int,
+    gap: float | None,
+) -> PlanResult:
+    """Best effort left apps without any protection: try shared fallbacks first, own backups in
+    the memory left (``shared.shared_first``), and keep whichever plan protects more apps."""
+    if result.plan is None or not uncovered(result.plan):
+        return result
+
+    def solve(reserved: Instance) -> Plan | None:
+        own = _make_plan(
+            reserved, method, Policy.FAILLITE, rules, keep, True, time_limit_s, seed, workers, gap
+        )
+        return own.plan
+
+    alt = shared_first(inst, result.plan, solve, keep_shared)
+    if alt is None or len(uncovered(alt)) >= len(uncovered(result.plan)):
+        return result
+    return replace(
+        result, status=Status.FEASIBLE, plan=alt, score=plan_score(inst, alt), tiebreaks_optimal=False
+    )
 
 
 def _make_plan(

@@ -77,15 +77,22 @@ def settle(
         found = None
         for v in options:
             trial = _with_climb(inst, current, app, v)
-            result = make_plan(
-                trial, method="greedy", policy=policy, best_effort=True, keep=_warm_backups(best)
-            )
-            if result.plan is None:
-                continue
-            if not protected <= _protected(result.plan):
-                continue  # never trade protection for accuracy
-            found = (v, result.plan)
-            break
+            # First with every backup where it is (cheapest to carry out), then letting cold
+            # reservations move or shrink around the warm backups.
+            for keep in (_backups(best), _backups(best, Mode.WARM)):
+                result = make_plan(
+                    trial,
+                    method="greedy",
+                    policy=policy,
+                    best_effort=True,
+                    keep=keep,
+                    keep_shared=best.shared,  # shared fallbacks stay loaded where they are
+                )
+                if result.plan is not None and protected <= _protected(result.plan):
+                    found = (v, result.plan)  # never trade protection for accuracy
+                    break
+            if found is not None:
+                break
         if found is None:
             settled.append(name)
             continue
@@ -134,5 +141,5 @@ def _protected(plan: Plan) -> set[str]:
     return {a.app for a in plan if a.backup is not None or a.app in covered}
 
 
-def _warm_backups(plan: Plan) -> dict[str, Backup]:
-    return {a.app: a.backup for a in plan if a.backup is not None and a.backup.mode is Mode.WARM}
+def _backups(plan: Plan, mode: Mode | None = None) -> dict[str, Backup]:
+    return {a.app: a.backup for a in plan if a.backup is not None and mode in (None, a.backup.mode)}

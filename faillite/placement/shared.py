@@ -28,7 +28,7 @@ Kept fallbacks (re-planning) go first when they still fit, so a re-plan moves fe
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from faillite.placement.feasibility import Context, plan_score
@@ -47,7 +47,7 @@ from faillite.placement.model import (
 from faillite.placement.policies import PolicyRules
 from faillite.placement.scenarios import failure_scenarios, same_domain
 
-__all__ = ["eligible_apps", "place_shared", "with_shared"]
+__all__ = ["eligible_apps", "place_shared", "shared_first", "uncovered", "with_shared"]
 
 
 def eligible_apps(inst: Instance, plan: Plan) -> dict[str, list[str]]:
@@ -144,9 +144,11 @@ def place_shared(
     down: Collection[str] = (),
     accuracy_slack: float = 0.01,
     scan: int = 64,
+    cap: Mapping[str, int] | None = None,
 ) -> Plan:
     """``plan`` with shared warm fallbacks (its assignments unchanged). ``down``: nodes that
-    may not hold one (dead). Apps no fallback can reach stay without one."""
+    may not hold one (dead). Apps no fallback can reach stay without one. ``cap``: the largest
+    fallback (bytes) each app may have (default: its own backup's memory, or its primary's)."""
     down = set(down)
     scenarios = [sc.failed for sc in failure_scenarios(inst.nodes, use_domains=inst.params.use_domains)]
     room = _room(inst, plan, scenarios)
@@ -166,10 +168,11 @@ def place_shared(
 
     # A fallback is no larger than any served app's own backup (or primary, without one): it
     # then never costs more memory than the one warm backup it stands in for.
-    cap = {}
-    for asg in plan:
-        own = asg.backup.variant if asg.backup is not None else asg.primary_variant
-        cap[asg.app] = inst.variant(apps[asg.app].family, own).memory_bytes
+    if cap is None:
+        cap = {}
+        for asg in plan:
+            own = asg.backup.variant if asg.backup is not None else asg.primary_variant
+            cap[asg.app] = inst.variant(apps[asg.app].family, own).memory_bytes
 
     def reach(n: Node, v: Variant, todo: Collection[str]) -> list[App]:
         return sorted(
@@ -282,3 +285,60 @@ def _cool(ctx: Context, plan: Plan) -> Plan:
                 asg = replace(asg, backup=replace(b, mode=Mode.COLD))
         out.append(asg)
     return Plan(tuple(out))
+
+
+def uncovered(plan: Plan) -> set[str]:
+    """Apps a next failure would take down: no own backup and no shared fallback."""
+    covered = {a for sf in plan.shared for a in sf.apps}
+    return {a.app for a in plan if a.backup is None and a.app not in covered}
+
+
+def shared_first(
+    inst: Instance,
+    plan: Plan,
+    solve: Callable[[Instance], Plan | None],
+    keep_shared: Sequence[SharedFallback] = (),
+) -> Plan | None:
+    """Best effort, protection first: shared fallbacks for every app, then own backups in the
+    memory left. For re-planning after a failure, when the survivors cannot give every app an
+    own backup: one small warm model per node pair protects every app of its key, so own backups
+    are then best effort around it (and settling may trade them for accuracy).
+
+    Fallbacks are capped at the smallest variant of each app's family (never more memory than
+    the cheapest own backup would take), placed around the primaries alone (``plan``'s backups
+    dropped), and reserved; ``solve`` plans own backups on the instance with that memory and
+    compute taken; the fallbacks are then attached to the apps without a warm backup. None when
+    no fallback fits."""
+    bare = Plan(tuple(replace(a, backup=None) for a in plan))
+    cap = {a.name: min(v.memory_bytes for v in inst.family(a.family).variants) for a in inst.apps}
+    first = place_shared(inst, bare, keep=keep_shared, cap=cap)
+    if not first.shared:
+        return None
+    taken: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for sf in {(sf.node, sf.variant): sf for sf in first.shared}.values():
+        v = inst.variant(sf.family, sf.variant)
+        node = inst.node(sf.node)
+        mem, mc = taken[sf.node]
+        taken[sf.node] = (
+            mem + v.memory_bytes,
+            mc + sum(v.demand_mc(inst.app(a).request_rate, node) for a in sf.apps),
+        )
+    reserved = replace(
+        inst,
+        nodes=tuple(
+            replace(n, memory_bytes=n.memory_bytes - taken[n.id][0], cores=n.cores - taken[n.id][1] / 1000)
+            if n.id in taken
+            else n
+            for n in inst.nodes
+        ),
+    )
+    own = solve(reserved)
+    if own is None:
+        return None
+    warm = {a.app for a in own if a.backup is not None and a.backup.mode is Mode.WARM}
+    shared = tuple(
+        SharedFallback(sf.node, sf.family, sf.variant, kept)
+        for sf in first.shared
+        if (kept := tuple(a for a in sf.apps if a not in warm))
+    )
+    return Plan(own.assignments, shared)
