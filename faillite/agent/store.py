@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
+import ctypes.util
 import logging
 import os
 import time
@@ -329,6 +331,7 @@ class ModelStore:
         except Exception as exc:  # ORT raises its own pybind types (InvalidProtobuf, Fail, ...)
             raise ModelLoadFailed(f"ONNX Runtime could not load {plan.path.name}: {exc}") from exc
         seconds = time.perf_counter() - started
+        _trim()  # the parse buffers ORT freed go back to the OS, so the RSS growth is the model's
         measured = max(0, _rss() - before)
         try:
             inputs = tuple(_tensor_info(v) for v in session.get_inputs())
@@ -448,6 +451,25 @@ def _tensor_info(value: ort.NodeArg) -> TensorInfo:
     shape = value.shape
     dims = None if shape is None else tuple(d if isinstance(d, int) and d >= 0 else -1 for d in shape)
     return TensorInfo(value.name, datatype, dims)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _load_libc()
+
+
+def _trim() -> None:
+    """Give freed heap memory back to the OS (glibc keeps it otherwise: loading a 47 MB model
+    left 69 MB of RSS growth, 48 MB after a trim; the agent charges the measured growth)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 def _rss() -> int:
