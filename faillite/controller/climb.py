@@ -32,7 +32,7 @@ _RETRY_S = 30.0
 async def climb_once(controller: Controller) -> None:
     cluster = controller.cluster
     _forget_settled(controller)
-    if controller.programs or cluster.plan == cluster.home_plan:
+    if controller.programs or controller.reprotecting or cluster.plan == cluster.home_plan:
         return
     if all(n.state is NodeState.ALIVE for n in cluster.nodes.values()):
         return  # failback restores the home plan instead
@@ -65,7 +65,7 @@ async def climb_once(controller: Controller) -> None:
     current = Plan(tuple(placed), plan.shared)
     asked = [a for a in asked if any(p.app == a for p in placed)]
     result = await asyncio.to_thread(settle, inst, current, home, asked, policy=controller.config.policy)
-    if controller.programs or cluster.plan != plan:
+    if controller.programs or controller.reprotecting or cluster.plan != plan:
         return  # the world moved while settle ran: ask again next time
     _adopt(controller, plan, placed, result)
 

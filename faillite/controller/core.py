@@ -78,6 +78,7 @@ class Controller:
         self.failed_at: dict[str, tuple[float, str]] = {}  # app -> (failure time, node), until recovered
         self.climbing: dict[str, Assignment] = {}  # app -> its assignment before a climb back
         self.climb_blocked: dict[str, float] = {}  # app -> no climb before this time
+        self.reprotecting = 0  # failover re-protections in flight (settling waits for them)
         self.settled: dict[str, Replica] = {}  # app -> where app_settled said it settled (until failback)
         self.watchers: set[Any] = set()
         self.step_observers: list[Callable[[str, float, bool], None]] = []  # (step, seconds, failed): metrics
