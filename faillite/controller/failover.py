@@ -122,8 +122,8 @@ async def _recover(controller: Controller, dead: list[str], cold: list[str]) -> 
     # ...then new backups, planned in a worker thread while the loads run. The reconcile loop
     # loads new warm backups once each app's program is done, and unloads what moved.
     # The recovery program above is the same whatever the method; protection is worth the
-    # configured (exact) planner: greedy best effort protected 6-10 of the paper scenario's 27
-    # apps after a failure where CP-SAT found 21-22 (within its time limit, off the event loop).
+    # configured (exact) planner: after a failure the survivors are tight, and greedy best effort
+    # protects far fewer apps there than CP-SAT does (within its time limit, off the event loop).
     controller.reprotecting += 1  # settling waits: a climb planned now would be overwritten
     try:
         full: ReplanResult = await asyncio.to_thread(
