@@ -86,6 +86,10 @@ def test_protected_share_counts_backups_on_live_nodes_other_than_the_serving_one
     share, bare = protected_share(plan, apps, alive={"n1", "n2"})
     assert share == 0.25 and bare == ["a2", "a3", "a4"]
     assert protected_share([], apps, {"n1"}) == (None, [])
+    # a shared warm fallback on a live node other than the serving one protects too
+    shared = [{"node": "n2", "apps": ["a2", "a3", "a4"]}, {"node": "n1", "apps": ["a4"]}]
+    share, bare = protected_share(plan, apps, alive={"n1", "n2"}, shared=shared)
+    assert share == 0.75 and bare == ["a3"]  # a3 is served on n2, its only cover
 
 
 def test_restore_gap_names_what_keeps_the_cluster_from_its_plan() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,20 +76,31 @@ class EventCursor:
 
 
 def protected_share(
-    plan: list[Mapping[str, Any]], apps: list[Mapping[str, Any]], alive: set[str]
+    plan: list[Mapping[str, Any]],
+    apps: list[Mapping[str, Any]],
+    alive: set[str],
+    shared: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[float | None, list[str]]:
-    """(share of all apps whose planned backup is on a live node other than the one serving it,
-    the apps that are not) from ``/v1/plan``'s entries, ``/v1/apps`` and the live nodes."""
+    """(share of all apps a next failure of the node serving them would not leave bare, the apps
+    it would) from ``/v1/plan``'s entries and ``shared`` fallbacks, ``/v1/apps`` and the live
+    nodes. Protected: a planned backup, or a shared warm fallback serving the app, on a live
+    node other than the one serving it."""
     serving = {a["name"]: a.get("node") for a in apps}
     if not plan:
         return None, []
-    bare = sorted(
-        a["app"]
-        for a in plan
-        if a.get("backup") is None
-        or a["backup"]["node"] not in alive
-        or a["backup"]["node"] == serving.get(a["app"], a.get("primary_node"))
-    )
+    fallbacks: dict[str, set[str]] = {}
+    for sf in shared:
+        for app in sf.get("apps", ()):
+            fallbacks.setdefault(app, set()).add(sf["node"])
+
+    def covered(a: Mapping[str, Any]) -> bool:
+        here = serving.get(a["app"], a.get("primary_node"))
+        nodes = set(fallbacks.get(a["app"], ()))
+        if a.get("backup") is not None:
+            nodes.add(a["backup"]["node"])
+        return any(n in alive and n != here for n in nodes)
+
+    bare = sorted(a["app"] for a in plan if not covered(a))
     return round(1 - len(bare) / len(plan), 4), bare
 
 
@@ -186,9 +197,9 @@ async def inject(
     await probes.stop(timeout=2.0)
     events += await asyncio.to_thread(cursor.read)
     after = {a["name"]: a for a in await asyncio.to_thread(cluster.apps)}
-    plan = (await asyncio.to_thread(http_json, "GET", f"{cluster.controller_url}/v1/plan"))[1]["plan"]
+    plan_doc = (await asyncio.to_thread(http_json, "GET", f"{cluster.controller_url}/v1/plan"))[1]
     alive = {n["id"] for n in await asyncio.to_thread(cluster.nodes) if n["state"] == "alive"}
-    share, bare = protected_share(plan, list(after.values()), alive)
+    share, bare = protected_share(plan_doc["plan"], list(after.values()), alive, plan_doc.get("shared") or [])
     restart_at = time.monotonic()
     if kind != "SIGKILL":
         cluster.kill_node(node, signal.SIGKILL)  # a hung process is ended before its restart
