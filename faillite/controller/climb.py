@@ -14,6 +14,7 @@ retried for a while.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 from faillite.controller.core import Controller
@@ -21,12 +22,12 @@ from faillite.controller.decide import Replica
 from faillite.controller.events import EventKind
 from faillite.controller.planning import build_instance
 from faillite.controller.states import AppState, NodeState
-from faillite.placement import Assignment, Plan
+from faillite.placement import Assignment, Mode, Node, Plan
 from faillite.placement.settle import SettleResult, settle
 
 __all__ = ["climb_once"]
 
-_RETRY_S = 30.0
+_RETRY_S = 5.0  # a refused climb waits this long (the agent's memory may free up)
 
 
 async def climb_once(controller: Controller) -> None:
@@ -53,11 +54,13 @@ async def climb_once(controller: Controller) -> None:
     )
     if not asked:
         return
+    if _busy(controller, live):
+        return  # loads in flight or leftovers still loaded: what fits is not known yet
     plan = cluster.plan
     placed = [a for a in plan if a.primary_node in live and a.app in cluster.apps]
     inst = build_instance(
         [cluster.apps[a.app] for a in placed],
-        controller.planning_nodes(),
+        _as_agents_see_them(controller, plan),
         controller.families,
         controller.params,
         {a.app: (a.primary_node, a.primary_variant) for a in placed},
@@ -68,6 +71,42 @@ async def climb_once(controller: Controller) -> None:
     if controller.programs or controller.reprotecting or cluster.plan != plan:
         return  # the world moved while settle ran: ask again next time
     _adopt(controller, plan, placed, result)
+
+
+def _busy(controller: Controller, live: set[str]) -> bool:
+    """Loads in flight, or replicas no app needs still loaded (unload grace) on a live node."""
+    if any(controller.loading[n] for n in live):
+        return True
+    return any(r.node in live for r in controller.undesired_since)
+
+
+def _as_agents_see_them(controller: Controller, plan: Plan) -> list[Node]:
+    """Live nodes, each budget less what its agent charges beyond the plan's estimates of what
+    it holds (measured footprints over their profiles): settling plans in the agents' memory."""
+    planned: dict[str, set[tuple[str, str]]] = {}
+    for a in plan:
+        spec = controller.cluster.apps.get(a.app)
+        if spec is None:
+            continue
+        planned.setdefault(a.primary_node, set()).add((spec.family, a.primary_variant))
+        if a.backup is not None and a.backup.mode is Mode.WARM:
+            planned.setdefault(a.backup.node, set()).add((spec.family, a.backup.variant))
+    for sf in plan.shared:
+        planned.setdefault(sf.node, set()).add((sf.family, sf.variant))
+    nodes = []
+    for n in controller.planning_nodes():
+        hb = controller.heartbeats.get(n.id)
+        if hb is None:
+            nodes.append(n)
+            continue
+        estimate = sum(
+            controller.families[f].variant(v).memory_bytes
+            for f, v in planned.get(n.id, ())
+            if f in controller.families and v in hb.loaded
+        )
+        extra = max(0, hb.used_bytes - estimate)
+        nodes.append(dataclasses.replace(n, memory_bytes=max(0, n.memory_bytes - extra)))
+    return nodes
 
 
 def _adopt(controller: Controller, plan: Plan, placed: list[Assignment], result: SettleResult) -> None:

@@ -90,3 +90,31 @@ async def test_an_app_pinned_to_the_dead_node_does_not_stop_the_climb(tmp_path: 
     await climb_once(c)
     assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-256x128"
     c.store.close()
+
+
+async def test_settling_plans_in_the_memory_the_agents_report(tmp_path: Path) -> None:
+    c = controller_after_failover(tmp_path)
+    for node, loaded in (("n2", {"digits-mlp-4"}), ("n3", set())):
+        hb = c.detector.new(1, c.vnow(), frozenset(loaded))
+        hb.used_bytes = int(7.9 * (1 << 20))  # e.g. leftovers or footprints over their profiles
+        c.heartbeats[node] = hb
+    await climb_once(c)
+    assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-4"  # nothing fits beside
+    settled = [e for e in c.events.since() if e["kind"] == "app_settled"]
+    assert [(e["app"], e["variant"]) for e in settled] == [("a", "digits-mlp-4")]
+    c.store.close()
+
+
+async def test_no_settling_while_a_load_runs_or_a_leftover_is_loaded(tmp_path: Path) -> None:
+    c = controller_after_failover(tmp_path)
+    c.loading["n3"].add("digits-mlp-8")
+    await climb_once(c)
+    c.loading["n3"].clear()
+    c.undesired_since[Replica("n2", "digits-mlp-16")] = time.monotonic()
+    await climb_once(c)
+    assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-4"
+    assert not [e for e in c.events.since() if e["kind"] in ("app_settled", "plan_changed")]
+    c.undesired_since.clear()
+    await climb_once(c)
+    assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-256x128"
+    c.store.close()

@@ -60,7 +60,7 @@ class Scenario:
     # measured up to 2.6x the file (EfficientNet-B3: 125 MiB for 47; small models, allocator and
     # prepacking) where the estimate is file + min(file/2, 32 MiB) + 1 MiB, so at 1.5 a node's last
     # primary could be refused (409) forever after a restart. Budgets scale with it too.
-    memory_margin: float = 2.0
+    memory_margin: float = 1.15
     _profiles: dict[str, tuple[VariantProfile, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def profiles(self) -> dict[str, tuple[VariantProfile, ...]]:
