@@ -64,6 +64,7 @@ def settle(
     current = {a.name: a for a in inst.apps}
     protected = _protected(plan)
     climbs: list[Climb] = []
+    holding: dict[str, int] = {}  # node -> old variants of apps climbed in this pass
     settled: list[str] = []
     best = plan
     order = sorted(
@@ -76,7 +77,7 @@ def settle(
         options = _better(inst, app, home[name])
         found = None
         for v in options:
-            trial = _with_climb(inst, current, app, v)
+            trial = _with_climb(inst, current, app, v, holding)
             # First with every backup where it is (cheapest to carry out), then letting cold
             # reservations move or shrink around the warm backups.
             for keep in (_backups(best), _backups(best, Mode.WARM)):
@@ -101,6 +102,9 @@ def settle(
         climbs.append(Climb(name, app.primary_node or "", app.primary_variant, asg.primary_node, v.name))
         current[name] = dataclasses.replace(app, primary_node=asg.primary_node, primary_variant=v.name)
         inst = dataclasses.replace(inst, apps=tuple(current[a.name] for a in inst.apps))
+        # its old variant stays loaded until its switch: later climbs of this pass load beside it
+        old = inst.family(app.family).variant(app.primary_variant)
+        holding[app.primary_node or ""] = holding.get(app.primary_node or "", 0) + old.memory_bytes
         best = new_plan
     return SettleResult(best, tuple(climbs), tuple(sorted(settled)))
 
@@ -120,15 +124,18 @@ def _better(inst: Instance, app: App, home: str) -> list[Variant]:
     return sorted(better, key=lambda v: (-v.accuracy, v.memory_bytes, v.name))
 
 
-def _with_climb(inst: Instance, current: Mapping[str, App], app: App, v: Variant) -> Instance:
+def _with_climb(
+    inst: Instance, current: Mapping[str, App], app: App, v: Variant, holding: Mapping[str, int]
+) -> Instance:
     """The instance with ``app`` on variant ``v``, placed by the planner, while the node it runs
-    on now still holds the old variant."""
+    on now still holds the old variant (and each node the old variants of this pass's earlier
+    climbs, ``holding``: every climb loads before its switch)."""
     old = inst.family(app.family).variant(app.primary_variant)
     moved = dataclasses.replace(app, primary_variant=v.name, primary_node=None)
+    held = dict(holding)
+    held[app.primary_node or ""] = held.get(app.primary_node or "", 0) + old.memory_bytes
     nodes = tuple(
-        dataclasses.replace(n, memory_bytes=n.memory_bytes - old.memory_bytes)
-        if n.id == app.primary_node
-        else n
+        dataclasses.replace(n, memory_bytes=n.memory_bytes - held[n.id]) if n.id in held else n
         for n in inst.nodes
     )
     apps = tuple(moved if a.name == app.name else current[a.name] for a in inst.apps)
