@@ -32,24 +32,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-__all__ = ["AccuracyLoss", "Record", "accuracy_time_loss", "policy_loss"]
+from faillite.bench.record import Record
 
-
-class Record(Protocol):
-    """What is read of a client request record (``faillite.bench.load.RequestRecord``)."""
-
-    @property
-    def app(self) -> str: ...
-    @property
-    def end(self) -> float: ...
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def node(self) -> str | None: ...
-    @property
-    def accuracy(self) -> float | None: ...
+__all__ = ["AccuracyLoss", "accuracy_time_loss", "policy_loss"]
 
 
 @dataclass(frozen=True)

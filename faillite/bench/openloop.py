@@ -23,7 +23,12 @@ import numpy as np
 from faillite.bench.load import RequestRecord, infer_record
 from faillite.client.failover import Client
 
-__all__ = ["OpenLoopLoad", "arrival_gaps", "arrival_offsets"]
+__all__ = [
+    "OpenLoopLoad",
+    "arrival_gaps",
+    "arrival_offsets",
+    "stop_tasks",
+]
 
 
 def arrival_gaps(rate: float, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -94,14 +99,7 @@ class OpenLoopLoad:
     async def stop(self, drain_s: float = 2.0) -> None:
         """Stop arrivals; wait up to ``drain_s`` for requests in flight, cancel the rest."""
         self._stopped = True
-        for task in self._pacers:
-            task.cancel()
-        await asyncio.gather(*self._pacers, return_exceptions=True)
-        if self._requests:
-            await asyncio.wait(set(self._requests), timeout=drain_s)
-        for task in list(self._requests):
-            task.cancel()
-        await asyncio.gather(*self._requests, return_exceptions=True)
+        await stop_tasks(self._pacers, self._requests, drain_s)
 
     async def _pace(self, app: str, rng: np.random.Generator, t0: float) -> None:
         due = t0
@@ -128,3 +126,18 @@ class OpenLoopLoad:
             self.records.append(await infer_record(self.client, app, self.inputs[app], self.deadline))
         finally:
             self._in_flight[app] -= 1
+
+
+async def stop_tasks(
+    pacers: list[asyncio.Task[None]], requests: set[asyncio.Task[None]], drain_s: float
+) -> None:
+    """Cancel the pacers (no new arrivals), wait up to ``drain_s`` for the requests in flight,
+    cancel what is left."""
+    for task in pacers:
+        task.cancel()
+    await asyncio.gather(*pacers, return_exceptions=True)
+    if requests:
+        await asyncio.wait(set(requests), timeout=drain_s)
+    for task in list(requests):
+        task.cancel()
+    await asyncio.gather(*requests, return_exceptions=True)

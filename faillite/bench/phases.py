@@ -57,44 +57,26 @@ the failure too whenever a probe request was in flight at it, which a probe stre
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import Any
+
+from faillite.bench.record import Record
 
 __all__ = [
     "PHASES",
     "AppPhases",
     "Failure",
     "Marks",
-    "Record",
     "Step",
     "app_phases",
-    "by_mode",
     "failure_phases",
-    "phase_means",
-    "summarize",
 ]
 
 #: The phases in time order (their sum is ``settled_ms``; without ``settle``, ``recovery_ms``).
 PHASES = ("detect", "decide", "load", "publish", "answer", "settle")
 
 _STEP_KINDS = ("load_started", "load_finished", "load_failed", "route_changed")
-
-
-class Record(Protocol):
-    """What is read of a client request record (``faillite.bench.load.RequestRecord``)."""
-
-    @property
-    def app(self) -> str: ...
-    @property
-    def end(self) -> float: ...
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def node(self) -> str | None: ...
-    @property
-    def variant(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -328,50 +310,6 @@ def app_phases(
     )
 
 
-def summarize(results: Iterable[AppPhases]) -> dict[str, Any]:
-    """Per phase, mean and p99 (ms) over the recovered apps that have it, and how many had it.
-
-    Only recovered apps count, so the phase means (but for ``settle``) add up to the mean
-    ``recovery_ms`` whenever no phase is missing. ``detected_by``: how many apps each source
-    detected first."""
-    results = list(results)
-    recovered = [r for r in results if r.recovered]
-    phases: dict[str, dict[str, float | int | None]] = {}
-    for name in PHASES:
-        values = [v for r in recovered if (v := getattr(r, f"{name}_ms")) is not None]
-        phases[name] = {
-            "mean": round(statistics.fmean(values), 3) if values else None,
-            "p99": None if not values else round(_percentile(values, 99), 3),
-            "n": len(values),
-        }
-    sources: dict[str, int] = {}
-    for r in results:
-        if r.detected_by is not None:
-            sources[r.detected_by] = sources.get(r.detected_by, 0) + 1
-    recovery = [r.recovery_ms for r in recovered if r.recovery_ms is not None]
-    return {
-        "apps": len(results),
-        "recovered": len(recovered),
-        "client_first": sum(1 for r in recovered if r.client_first),
-        "detected_by": dict(sorted(sources.items())),
-        "recovery_mean_ms": round(statistics.fmean(recovery), 3) if recovery else None,
-        "phases": phases,
-    }
-
-
-def by_mode(results: Iterable[AppPhases]) -> dict[str, dict[str, Any]]:
-    """``summarize`` per mode (warm / cold / none), e.g. for warm-backed apps' own breakdown."""
-    groups: dict[str, list[AppPhases]] = {}
-    for r in results:
-        groups.setdefault(r.mode, []).append(r)
-    return {mode: summarize(group) for mode, group in sorted(groups.items())}
-
-
-def phase_means(results: Iterable[AppPhases]) -> dict[str, float | None]:
-    """Phase -> mean ms over the recovered apps (the report's ``phases_ms``)."""
-    return {name: stats["mean"] for name, stats in summarize(results)["phases"].items()}
-
-
 # helpers
 
 
@@ -499,9 +437,3 @@ def _steps(app: str, events: Sequence[Mapping[str, Any]], answers: Sequence[Reco
         )
         for node, variant in ordered
     )
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    """Nearest rank on the sorted values (as ``faillite.bench.recovery.percentile``)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faillite.bench.load import RequestRecord
+from faillite.bench.stats import percentile
 
-__all__ = ["AppRecovery", "Step", "by_mode", "percentile", "recover_report", "recover_reports", "summarize"]
+__all__ = ["AppRecovery", "Step", "by_mode", "recover_report", "recover_reports", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -112,14 +113,6 @@ def recover_reports(
         )
         for name in affected
     ]
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def summarize(apps: Iterable[AppRecovery]) -> dict[str, object]:

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from faillite.bench.load import LoadGenerator
-from faillite.bench.recovery import AppRecovery, by_mode, percentile, recover_reports, summarize
+from faillite.bench.recovery import AppRecovery, by_mode, recover_reports, summarize
+from faillite.bench.stats import percentile
 from faillite.client.failover import Client
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.config import ClusterConfig, load_cluster_config

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from faillite.bench.recovery import percentile
+from faillite.bench.stats import percentile
 
 __all__ = [
     "AppOutcome",

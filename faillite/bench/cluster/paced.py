@@ -24,6 +24,7 @@ import aiohttp
 import numpy as np
 
 from faillite.bench.cluster.mttr import Sent
+from faillite.bench.openloop import stop_tasks
 from faillite.client.failover import Client
 from faillite.client.oip import encode_infer_request
 
@@ -170,14 +171,7 @@ class PacedLoad(LoadBase):
     async def stop(self, drain_s: float = 1.0) -> None:
         """Stop sending; wait up to ``drain_s`` for requests in flight, record the rest unanswered."""
         self._stopped = True
-        for task in self._pacers:
-            task.cancel()
-        await asyncio.gather(*self._pacers, return_exceptions=True)
-        if self._requests:
-            await asyncio.wait(set(self._requests), timeout=drain_s)
-        for task in list(self._requests):
-            task.cancel()
-        await asyncio.gather(*self._requests, return_exceptions=True)
+        await stop_tasks(self._pacers, self._requests, drain_s)
         self.records.extend(self._in_flight.drain("unanswered when the load stopped"))
 
     async def _pace(self, app: str, first: float) -> None:

@@ -32,7 +32,7 @@ from faillite.bench.cluster.harness import (
 )
 from faillite.bench.cluster.loadgen import paced_load
 from faillite.bench.cluster.mttr import latency_stats, round_ms, top_errors
-from faillite.bench.recovery import percentile
+from faillite.bench.stats import percentile
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.http import http_json
 

@@ -41,7 +41,7 @@ from faillite.bench.cluster.mttr import latency_stats, round_ms, top_errors
 from faillite.bench.cluster.paced import LoadBase
 from faillite.bench.cluster.warm_report import summary, table, trial_line
 from faillite.bench.cluster.warm_trials import KINDS, trial
-from faillite.bench.recovery import percentile
+from faillite.bench.stats import percentile
 from faillite.launch.cluster import LocalCluster
 
 __all__ = ["TARGETS", "add_parser", "measure_warm", "run"]

@@ -23,7 +23,7 @@ from faillite.bench import accuracy_time, phases
 from faillite.bench.failover.inject import Injection
 from faillite.bench.load import RequestRecord
 from faillite.bench.probe import ProbeOutcome, probe_outcome
-from faillite.bench.recovery import percentile
+from faillite.bench.stats import percentile
 
 __all__ = ["injection_apps", "steady_latency", "touched"]
 

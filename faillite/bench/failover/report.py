@@ -19,7 +19,7 @@ from faillite.bench import phases
 from faillite.bench.failover.outcome import injection_apps, steady_latency
 from faillite.bench.failover.run import PolicyRun, plan_backups
 from faillite.bench.failover.scenarios import Scenario
-from faillite.bench.recovery import percentile
+from faillite.bench.stats import percentile
 from faillite.controller.planning import plan_from_json
 
 __all__ = ["PUBLISHED", "document", "policy_figures"]
@@ -50,7 +50,7 @@ def _mean(values: list[float], nd: int = 2) -> float | None:
 
 
 def _phase_stats(records: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Per phase, (mean, p99) in ms over the recovered apps that have it (as phases.summarize)."""
+    """Per phase, (mean, p99) in ms over the recovered apps that have it (as phase_summary.summarize)."""
     means, p99s = {}, {}
     for name in phases.PHASES:
         values = [v for r in records if r["recovered"] and (v := r["phases_ms"].get(name)) is not None]
