@@ -74,10 +74,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.models.is_dir():
         raise CliError(f"--models {args.models}: not a directory")
-    if args.huge_pages:
-        from faillite.agent.hugepages import reexec_with_huge_pages
-
-        reexec_with_huge_pages()  # before any model is loaded; returns when already set
     try:
         config = AgentConfig(
             node_id=args.node_id,
@@ -100,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(exc, ValidationError):
             raise CliError(describe_validation(exc)) from exc
         raise CliError(str(exc)) from exc
+    if args.huge_pages:  # after every user error above: those end here, not in a new process
+        from faillite.agent.hugepages import reexec_with_huge_pages
+
+        reexec_with_huge_pages()  # before any model is loaded; returns when already set
     logging.basicConfig(
         level=args.log_level,
         stream=sys.stderr,
