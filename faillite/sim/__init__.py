@@ -1,0 +1,1 @@
+"""faillite.sim: the discrete-event simulator of large edge clusters."""
