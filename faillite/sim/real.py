@@ -93,6 +93,11 @@ class RealRun:
         """variant -> median measured load time (ms)."""
         return {v: round(statistics.median(ms), 3) for v, ms in sorted(self.load_ms.items()) if ms}
 
+    def timings(self) -> dict[str, Any]:
+        """What the controller and agents took after the failure, from the events (ms): the
+        quantities the simulator's timing model has constants for (``SimTiming``)."""
+        return measured_timings(self.events, self.failed_nodes)
+
     def mttr_mean_ms(self) -> float | None:
         values = [a.mttr_ms for a in self.apps.values() if a.mttr_ms is not None]
         return round(statistics.fmean(values), 3) if values else None
@@ -109,10 +114,61 @@ class RealRun:
             "plan_after": self.plan_after,
             "nodes": self.nodes,
             "measured_load_ms": self.measured_load_ms(),
+            "timings": self.timings(),
             "profiles": [p.model_dump() for p in self.profiles],
             "timed_out": self.timed_out,
             "events": self.events,
         }
+
+
+def measured_timings(events: Sequence[Mapping[str, Any]], failed: Sequence[str]) -> dict[str, Any]:
+    """From ``RealRun.events`` (``t_ms`` after the failure), in ms:
+    - ``node_dead``: the controller's verdict (a crash: its agent connection closed);
+    - ``warm_switch``: node_dead -> each warm-backed app's route_changed, by app;
+    - ``recovery_plan``: node_dead -> the first load of a recovery program (not a warm backup's
+      re-protection load);
+    - ``loads``: each load after the failure, load_started -> load_finished, with its reason and
+      the agent's own measurement (``agent_ms``);
+    - ``publish``: a load_finished -> the route_changed to that replica."""
+    evs = sorted(events, key=lambda e: e["t_ms"])
+    dead = [e["t_ms"] for e in evs if e["kind"] == "node_dead" and e.get("node") in failed]
+    t_dead = min(dead) if dead else None
+    warm: dict[str, float] = {}
+    loads: list[dict[str, Any]] = []
+    publish: list[float] = []
+    started: dict[tuple[Any, ...], dict[str, Any]] = {}
+    finished: dict[tuple[Any, ...], float] = {}
+    for e in evs:
+        key = (e.get("app"), e.get("node"), e.get("variant"))
+        if e["kind"] == "route_changed" and e.get("reason") == "warm backup" and t_dead is not None:
+            warm.setdefault(e["app"], round(e["t_ms"] - t_dead, 3))
+        elif e["kind"] == "route_changed" and key in finished:
+            publish.append(round(e["t_ms"] - finished.pop(key), 3))
+        elif e["kind"] == "load_started":
+            started.setdefault(key, e)
+        elif e["kind"] == "load_failed":
+            started.pop(key, None)
+        elif e["kind"] == "load_finished" and key in started:
+            first = started.pop(key)
+            finished[key] = e["t_ms"]
+            loads.append(
+                {
+                    "app": key[0],
+                    "node": key[1],
+                    "variant": key[2],
+                    "reason": first.get("reason"),
+                    "ms": round(e["t_ms"] - first["t_ms"], 3),
+                    "agent_ms": e.get("ms"),
+                }
+            )
+    programs = [e["t_ms"] for e in evs if e["kind"] == "load_started" and e.get("reason") != "warm backup"]
+    return {
+        "node_dead": t_dead,
+        "warm_switch": warm,
+        "recovery_plan": None if not programs or t_dead is None else round(min(programs) - t_dead, 3),
+        "loads": loads,
+        "publish": publish,
+    }
 
 
 def default_victim(apps: Sequence[Mapping[str, Any]], nodes: Sequence[str]) -> str:
