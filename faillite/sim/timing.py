@@ -1,0 +1,61 @@
+"""The simulator's timing model: every delay that is not a model's profile, in seconds.
+
+A model's load time, first inference and request latency come from its profile (``load_ms``,
+``first_infer_ms``, ``infer_p50_ms``); failure detection from the real detector
+(``faillite.controller.liveness.Detector``) fed simulated heartbeats; everything else the
+controller, agents and clients spend is one of these constants. Defaults were measured on this
+2-core machine (docs/benchmarks.md and docs/bench-runs/2026-12-02/, the failover benchmark at
+published sizes, open loop, and the warm benchmark on a quiet box); the ones that were not are
+marked *assumed*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["SimTiming"]
+
+
+@dataclass(frozen=True)
+class SimTiming:
+    # A SIGKILLed agent's sockets reset once the kernel has freed its memory: 17-21 ms with huge
+    # pages (docs/benchmarks.md, "Detection dominates the warm path"). The controller's agent
+    # connection and the clients' kept connections learn of the crash at the same instant.
+    crash_close_s: float = 0.020
+    # node_dead -> warm switches published: the decide phase of warm-backed apps, 0.8-1.2 ms
+    # (full-warm, hetero-warm-only; failover-paper.json phases_ms.decide).
+    decide_s: float = 0.001
+    # node_dead -> the first recovery program's first load: the recovery replan (greedy,
+    # protect=False) and program start, 7.9-8.0 ms (faillite, full-cold decide phase, SIGKILL).
+    recovery_plan_s: float = 0.007
+    # load finished -> the program's switch published: the publish phase, 0.3-1.0 ms.
+    publish_s: float = 0.0005
+    # route_changed -> the clients hold the new table (a WebSocket push on loopback). *assumed*
+    route_push_s: float = 0.001
+    # re-protection (the full replan in a worker thread) -> plan_changed. *assumed*: CP-SAT's
+    # time on a small instance; the sim does not time its own planner calls (determinism).
+    reprotect_s: float = 0.2
+    # settle (in a worker thread) -> the climbs adopted. *assumed*
+    settle_s: float = 0.01
+    # a wake-up -> the reconcile step runs (the controller's event loop). *assumed*
+    reconcile_s: float = 0.0005
+    # per request, beyond the model's inference: client, HTTP and agent (p50 0.46 ms for 8 tiny
+    # apps paced on 4 nodes via the client; docs/benchmarks.md, "warm" row).
+    request_overhead_s: float = 0.0005
+    # an agent's answer that is not an inference (503, 409, a refused load). *assumed*
+    refusal_s: float = 0.0005
+    # heartbeat inter-arrival jitter (standard deviation) on a quiet box. *assumed*
+    beat_jitter_s: float = 0.002
+    # controller settings (faillite.controller.config.ControllerConfig defaults)
+    climb_interval_s: float = 0.25
+    unload_grace_s: float = 1.0
+    reconcile_interval_s: float = 0.5
+    # the failover benchmark's observation (faillite.bench.failover.inject defaults)
+    probe_lead_s: float = 0.2
+    settle_timeout_s: float = 20.0
+    quiet_s: float = 6.0
+    probe_deadline_s: float = 5.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
