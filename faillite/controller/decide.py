@@ -63,10 +63,13 @@ class Unload:
 
 @dataclass(frozen=True)
 class SetServing:
+    """Serve ``app`` from ``replica`` (None: nowhere, e.g. RECOVERING or UNAVAILABLE)."""
+
     app: str
-    replica: Replica
+    replica: Replica | None
     state: AppState
     reason: str
+    stone: bool = False  # the replica is a progressive failover's stepping stone
 
 
 Action = Load | Unload | SetServing

@@ -6,38 +6,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Any
 
+from faillite.controller.effects import EventKind
 from faillite.controller.store import StateStore
 
 __all__ = ["EventKind", "EventLog"]
 
 log = logging.getLogger("faillite.controller")
-
-
-class EventKind(StrEnum):
-    NODE_REGISTERED = "node_registered"
-    NODE_ADOPTED = "node_adopted"  # re-registered after a controller restart, nothing reloaded
-    FAILURE_SUSPECTED = "failure_suspected"
-    NODE_DEAD = "node_dead"
-    NODE_PAUSED = "node_paused"  # an agent paused past its fence promise and was confirmed alive
-    NODE_REJOINED = "node_rejoined"
-    APP_ADDED = "app_added"
-    APP_REMOVED = "app_removed"
-    PLAN_CHANGED = "plan_changed"
-    LOAD_STARTED = "load_started"
-    LOAD_FINISHED = "load_finished"
-    LOAD_FAILED = "load_failed"
-    UNLOADED = "unloaded"
-    ROUTE_CHANGED = "route_changed"
-    PROGRESSIVE_STEP = "progressive_step"
-    APP_RECOVERED = "app_recovered"
-    APP_LOST = "app_lost"
-    # A failed-over app reached the variant it will keep until failback (no better one fits
-    # while every app stays protected): app, node, variant, protected.
-    APP_SETTLED = "app_settled"
-    FAILBACK = "failback"
 
 
 class EventLog:
