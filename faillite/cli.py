@@ -29,6 +29,7 @@ _COMMANDS = [
     "faillite.commands.status",
     "faillite.commands.events",
     "faillite.commands.bench",
+    "faillite.commands.sim",
 ]
 
 

@@ -1,0 +1,196 @@
+"""``faillite sim``: simulate failures of large clusters with the controller's own decisions.
+
+- ``sim run --config FILE [--failures SPEC] [--policy P|all] ...``: the discrete-event simulator
+  (``faillite.sim.run``); prints one row per policy (the failover benchmark's figures, plus the
+  simulator's wall time and time per event) and writes the JSON (``--json``), plots (``--plots``);
+- ``sim generate --nodes N --apps M --out FILE``: a cluster file (``faillite.sim.generate``);
+- ``sim validate --config FILE``: the same failure simulated and on a real local cluster,
+  side by side (``faillite.sim.validate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from faillite.errors import CliError
+
+__all__ = ["register"]
+
+_POLICIES = (
+    "faillite",
+    "faillite-shared",
+    "faillite-no-progressive",
+    "hetero-warm-only",
+    "full-warm",
+    "full-cold",
+    "none",
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "sim",
+        help="simulate failures of large clusters (the controller's own policy and planner)",
+        description="A discrete-event simulator that runs the real planner and the controller's "
+        "pure policy against simulated agents and clients.",
+    )
+    cmds = parser.add_subparsers(dest="sim_command", metavar="SUBCOMMAND", required=True)
+    run = cmds.add_parser("run", help="simulate a failure trace and print the figures per policy")
+    run.add_argument("--config", type=Path, required=True, help="cluster file (the `faillite up` format)")
+    run.add_argument("--profiles", type=Path, help="profile JSON (`faillite profile`); default: estimates")
+    run.add_argument(
+        "--failures",
+        default=None,
+        metavar="SPEC",
+        help="node:ID, domain:NAME, random:COUNT[,ttf=..,ttr=..,kind=..], repeat:ID,N,EVERY_S, or a "
+        "trace file; join with + (default: node:<the first node>)",
+    )
+    run.add_argument("--policy", default=None, help=f"{', '.join(_POLICIES)} or all (default: the file's)")
+    run.add_argument("--method", choices=("exact", "greedy"), default=None, help="default: the file's")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--horizon", type=float, default=600.0, metavar="S", help="random failures' horizon")
+    run.add_argument("--json", type=Path, metavar="PATH", help="write the JSON document here")
+    run.add_argument("--no-events", action="store_true", help="leave the event lists out of the JSON")
+    run.add_argument("--plots", type=Path, metavar="DIR", help="write the MTTR CDF and phase plots here")
+    run.set_defaults(func=_run)
+
+    gen = cmds.add_parser("generate", help="write a generated cluster file")
+    gen.add_argument("--nodes", type=int, required=True)
+    gen.add_argument("--apps", type=int, required=True)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--domain-size", type=int, default=10, help="nodes per failure domain")
+    gen.add_argument("--spare", type=float, default=0.25, help="share of each node's memory left spare")
+    gen.add_argument("--out", type=Path, required=True)
+    gen.set_defaults(func=_generate)
+
+    val = cmds.add_parser("validate", help="simulate and run one failure for real, side by side")
+    val.add_argument("--config", type=Path, required=True)
+    val.add_argument("--failures", default=None, metavar="SPEC")
+    val.add_argument("--policy", default=None)
+    val.add_argument("--seed", type=int, default=0)
+    val.add_argument("--json", type=Path, metavar="PATH")
+    val.set_defaults(func=_validate)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from faillite.controller.planning import SpecError
+    from faillite.launch.config import ClusterConfigError, load_cluster_config
+    from faillite.profiler.format import ProfileError
+    from faillite.sim.failures import FailureSpecError, parse_failures
+    from faillite.sim.inputs import SimInputError, build_inputs, read_profiles
+    from faillite.sim.report import document, table
+    from faillite.sim.run import POLICIES, simulate
+
+    try:
+        config = load_cluster_config(args.config)
+    except ClusterConfigError as exc:
+        raise CliError(str(exc)) from None
+    profiles = None
+    if args.profiles is not None:
+        try:
+            profiles = read_profiles(args.profiles)
+        except ProfileError as exc:
+            raise CliError(str(exc)) from None
+    wanted = args.policy or config.controller.policy
+    labels = list(POLICIES) if wanted == "all" else [wanted]
+    if labels[0] not in POLICIES:
+        raise CliError(f"--policy: unknown policy {wanted!r} (known: {', '.join(POLICIES)}, all)")
+    spec = args.failures or f"node:{config.nodes[0].id}"
+    try:
+        failures = parse_failures(
+            spec, [(n.id, n.domain) for n in config.nodes], seed=args.seed, horizon_s=args.horizon
+        )
+    except FailureSpecError as exc:
+        raise CliError(f"--failures: {exc}") from None
+    try:
+        inputs = build_inputs(config, profiles)
+    except SimInputError as exc:
+        raise CliError(f"{args.profiles or args.config}: {exc}") from None
+    started = time.perf_counter()
+    results = []
+    for label in labels:
+        try:
+            results.append(
+                simulate(config, failures, policy=label, seed=args.seed, method=args.method, inputs=inputs)
+            )
+        except SpecError as exc:
+            raise CliError(f"{args.config}: apps: {exc}") from None
+        print(f"  {label}: {results[-1].sim_seconds:.2f} s", file=sys.stderr)
+    doc = document(
+        config,
+        inputs,
+        results,
+        config_path=args.config,
+        spec=spec,
+        failures=failures,
+        seed=args.seed,
+        command=" ".join(["faillite", *sys.argv[1:]]) if sys.argv else "faillite sim run",
+        sim_seconds=time.perf_counter() - started,
+        events=not args.no_events,
+    )
+    print(table(doc))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"JSON: {args.json}")
+    if args.plots is not None:
+        _plots(doc, args.plots)
+    return 0
+
+
+def _plots(doc: dict[str, Any], where: Path) -> None:
+    from faillite.bench.failover import plots
+
+    stem = Path(doc["scenario"]).stem
+    for path in (
+        plots.mttr_cdf(doc, where / f"sim-mttr-cdf-{stem}.png"),
+        plots.phases(doc, where / f"sim-phases-{stem}.png"),
+    ):
+        print(f"plot: {path}")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from faillite.sim.generate import generate_cluster, write_cluster
+
+    try:
+        doc = generate_cluster(
+            args.nodes, args.apps, seed=args.seed, domain_size=args.domain_size, spare=args.spare
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        write_cluster(doc, args.out)
+    except OSError as exc:
+        raise CliError(f"{args.out}: {exc.strerror or exc}") from None
+    print(f"{args.out}: {args.nodes} nodes, {args.apps} apps (seed {args.seed})")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from faillite.launch.config import ClusterConfigError
+    from faillite.sim.failures import FailureSpecError
+    from faillite.sim.validate import render, validate
+
+    try:
+        report = validate(
+            args.config,
+            failures=args.failures,
+            seed=args.seed,
+            policy=args.policy,
+            say=lambda m: print(m, file=sys.stderr),
+        )
+    except ClusterConfigError as exc:
+        raise CliError(str(exc)) from None
+    except FailureSpecError as exc:
+        raise CliError(f"--failures: {exc}") from None
+    print(render(report))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_json(), indent=1) + "\n")
+        print(f"JSON: {args.json}")
+    return 0
