@@ -1,121 +1,135 @@
-"""The controller's picture of the cluster: what it knows, persisted in the state store.
+"""Persistence of the controller's state, and the route table clients route by.
 
-Only the controller's event loop mutates it; every mutation goes through a method here that
-also writes the store, so memory and disk never disagree.
+The controller owns one ``ControlState`` (``faillite.controller.model``); this module loads it
+from the state store at startup (``load_state``) and writes through every applied effect
+that changes what must survive a restart: nodes, apps, where each app is served, the plan
+and the home plan (``ClusterState.persist``). ``ClusterState.record`` is apply + persist, so
+memory and disk never disagree. The route table is derived from the state (and versioned).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import asdict
 
-from faillite.controller.decide import Replica
+from faillite.controller.decide import Replica, SetServing
+from faillite.controller.effects import Effect, PutApp, PutNode, RemoveApp, SetNodeState, SetPlan
+from faillite.controller.model import LIVE_STATES, ControlState, NodeRecord, PolicyConfig, Serving
 from faillite.controller.planning import AppSpec, plan_from_json, plan_to_json, shared_to_json
-from faillite.controller.states import AppState, NodeState, check
+from faillite.controller.reduce import apply
+from faillite.controller.states import AppState, NodeState
 from faillite.controller.store import StateStore
-from faillite.placement import Mode, Plan, SharedFallback
+from faillite.placement import Family, Mode, Plan, PlannerParams
 from faillite.wire import Route, RouteTable, RouteTarget
 
-__all__ = ["ClusterState", "NodeRecord", "Serving"]
+__all__ = ["ClusterState", "NodeRecord", "Serving", "load_state"]
 
 
-@dataclass(frozen=True)
-class NodeRecord:
-    id: str
-    url: str
-    memory_bytes: int
-    cores: float
-    domain: str | None
-    pid: int | None
-    epoch: int
-    state: NodeState
-
-
-@dataclass(frozen=True)
-class Serving:
-    """Where an app is served from now, and in which state it is."""
-
-    state: AppState
-    replica: Replica | None = None
-    stone: bool = False  # the replica is a progressive failover's stepping stone
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "state": self.state.value,
-            "replica": None if self.replica is None else asdict(self.replica),
-            "stone": self.stone,
-        }
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Serving:
-        replica = doc.get("replica")
-        return cls(
-            AppState(doc["state"]), None if replica is None else Replica(**replica), doc.get("stone", False)
-        )
+def load_state(
+    store: StateStore, families: Mapping[str, Family], params: PlannerParams, config: PolicyConfig
+) -> ControlState:
+    """The state as the store left it (after a restart: nodes, apps, serving, plans)."""
+    plan = store.get("plan")
+    home = store.get("home_plan")
+    return ControlState(
+        families,
+        params,
+        config,
+        nodes={
+            k: NodeRecord(**{**v, "state": NodeState(v["state"])}) for k, v in store.rows("nodes").items()
+        },
+        apps={k: AppSpec.model_validate(v) for k, v in store.rows("apps").items()},
+        plan=plan_from_json(plan, store.get("plan_shared")) if plan else Plan(()),
+        home_plan=plan_from_json(home, store.get("home_plan_shared")) if home else Plan(()),
+        serving={k: Serving.from_json(v) for k, v in store.rows("serving").items()},
+    )
 
 
 class ClusterState:
-    def __init__(self, store: StateStore, accuracies: Mapping[tuple[str, str], float]) -> None:
+    def __init__(
+        self, store: StateStore, accuracies: Mapping[tuple[str, str], float], state: ControlState
+    ) -> None:
         self.store = store
+        self.state = state  # the controller's; read here, changed only through ``record``
         self.accuracies = accuracies  # (family, variant) -> accuracy, for routes and reports
         # variant -> accuracy: a shared fallback answers an app with another family's variant
         self.variant_accuracy = {variant: acc for (_, variant), acc in accuracies.items()}
-        self.apps: dict[str, AppSpec] = {k: AppSpec.model_validate(v) for k, v in store.rows("apps").items()}
-        self.nodes: dict[str, NodeRecord] = {
-            k: NodeRecord(**{**v, "state": NodeState(v["state"])}) for k, v in store.rows("nodes").items()
-        }
-        self.serving: dict[str, Serving] = {k: Serving.from_json(v) for k, v in store.rows("serving").items()}
-        plan = store.get("plan")
-        home = store.get("home_plan")
-        self.plan: Plan = plan_from_json(plan, store.get("plan_shared")) if plan else Plan(())
-        self.home_plan: Plan = plan_from_json(home, store.get("home_plan_shared")) if home else Plan(())
         self.route_version: int = store.get("route_version", 0)
         self._routes: RouteTable | None = None
 
-    # nodes
+    # read views of the state
+    @property
+    def nodes(self) -> Mapping[str, NodeRecord]:
+        return self.state.nodes
+
+    @property
+    def apps(self) -> Mapping[str, AppSpec]:
+        return self.state.apps
+
+    @property
+    def serving(self) -> Mapping[str, Serving]:
+        return self.state.serving
+
+    @property
+    def plan(self) -> Plan:
+        return self.state.plan
+
+    @property
+    def home_plan(self) -> Plan:
+        return self.state.home_plan
+
+    # writes
+    def record(self, effect: Effect) -> None:
+        """Apply ``effect`` to the state, then write what it changed to the store."""
+        apply(self.state, effect)
+        self.persist(effect)
+
+    def persist(self, effect: Effect) -> None:
+        state, store = self.state, self.store
+        match effect:
+            case SetServing(app=app) if app in state.serving:
+                store.upsert("serving", app, state.serving[app].to_json())
+            case SetNodeState(node=node) | PutNode(record=NodeRecord(id=node)):
+                record = state.nodes[node]
+                store.upsert("nodes", node, {**asdict(record), "state": record.state.value})
+            case PutApp(spec=spec):
+                store.upsert("apps", spec.name, spec.model_dump(mode="json"))
+            case RemoveApp(app=app):
+                with store.transaction() as db:
+                    store.delete("apps", app, db)
+                    store.delete("serving", app, db)
+                self._put_plans(both=True)
+            case SetPlan(home=home):
+                self._put_plans(both=home is not None)
+            case _:
+                pass  # the rest lives in memory only (agents, loads, programs...)
+
+    def _put_plans(self, *, both: bool) -> None:
+        with self.store.transaction() as db:
+            self.store.put("plan", plan_to_json(self.state.plan), db)
+            self.store.put("plan_shared", shared_to_json(self.state.plan), db)
+            if both:
+                self.store.put("home_plan", plan_to_json(self.state.home_plan), db)
+                self.store.put("home_plan_shared", shared_to_json(self.state.home_plan), db)
+
+    # shorthands (tests and setup): each one effect, recorded
     def put_node(self, record: NodeRecord) -> None:
-        self.nodes[record.id] = record
-        self.store.upsert("nodes", record.id, {**asdict(record), "state": record.state.value})
+        self.record(PutNode(record, "put"))
 
-    def set_node_state(self, node: str, state: NodeState) -> NodeRecord:
-        current = self.nodes[node]
-        if current.state is not state:
-            check(current.state, state)
-        record = replace(current, state=state)
-        self.put_node(record)
-        return record
+    def set_node_state(self, node: str, state: NodeState) -> None:
+        self.record(SetNodeState(node, state, "set"))
 
-    # apps and plans
     def put_app(self, spec: AppSpec) -> None:
-        self.apps[spec.name] = spec
-        self.store.upsert("apps", spec.name, spec.model_dump(mode="json"))
+        self.record(PutApp(spec))
 
     def delete_app(self, name: str) -> None:
-        self.apps.pop(name, None)
-        self.serving.pop(name, None)
-        with self.store.transaction() as db:
-            self.store.delete("apps", name, db)
-            self.store.delete("serving", name, db)
-        self.set_plans(_without(self.plan, name), _without(self.home_plan, name))
+        self.record(RemoveApp(name))
 
     def set_plans(self, plan: Plan, home: Plan | None = None) -> None:
-        self.plan = plan
-        if home is not None:
-            self.home_plan = home
-        with self.store.transaction() as db:
-            self.store.put("plan", plan_to_json(plan), db)
-            self.store.put("plan_shared", shared_to_json(plan), db)
-            if home is not None:
-                self.store.put("home_plan", plan_to_json(home), db)
-                self.store.put("home_plan_shared", shared_to_json(home), db)
+        self.record(SetPlan(plan, home))
 
     def set_serving(self, app: str, serving: Serving) -> None:
-        current = self.serving.get(app)
-        if current is not None and current.state is not serving.state:
-            check(current.state, serving.state)
-        self.serving[app] = serving
-        self.store.upsert("serving", app, serving.to_json())
+        self.record(SetServing(app, serving.replica, serving.state, "set", serving.stone))
 
     # routes
     def route_table(self) -> RouteTable:
@@ -166,7 +180,7 @@ class ClusterState:
 
     def _target(self, app: str, replica: Replica, role: str) -> RouteTarget | None:
         node = self.nodes.get(replica.node)
-        if node is None or node.state not in (NodeState.ALIVE, NodeState.SUSPECT):
+        if node is None or node.state not in LIVE_STATES:
             return None
         return RouteTarget(
             node=node.id,
@@ -183,14 +197,3 @@ class ClusterState:
             return None
         own = self.accuracies.get((spec.family, variant))
         return own if own is not None else self.variant_accuracy.get(variant)
-
-
-def _without(plan: Plan, app: str) -> Plan:
-    """``plan`` less ``app``: its assignment, and its place in shared fallbacks (a fallback left
-    serving nobody goes)."""
-    shared = tuple(
-        SharedFallback(s.node, s.family, s.variant, apps)
-        for s in plan.shared
-        if (apps := tuple(a for a in s.apps if a != app))
-    )
-    return Plan(tuple(a for a in plan if a.app != app), shared)

@@ -1,8 +1,12 @@
-"""The controller: a reconcile loop (observe -> decide -> act) over the cluster state.
+"""The controller: a runner that feeds events to the pure policy and carries its effects out.
 
-Failure handling is layered around it: agent connections and heartbeats (``links``), failover
-programs (``failover``), and the app API (``apps``) all change desired or observed state and
-wake the loop; the loop itself only ever runs ``decide`` and executes what it returns.
+It owns the one ``ControlState`` (``faillite.controller.model``), persisted through
+``ClusterState`` (``cluster``). Events come from its loops (reconcile, failure detection,
+climbing), from agent connections (``links``) and from the app API (``apps``); each asks a
+policy function (``faillite.controller.policy``) what to do, and ``execute`` applies the
+returned effects in order (``reduce.apply``: the only code that changes the state), persists
+them, and does their I/O: agent loads and unloads over HTTP, the event log, route pushes
+over WebSockets, the replans of a failover (``failover``, the planner in a worker thread).
 """
 
 from __future__ import annotations
@@ -11,33 +15,37 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
 
 from faillite.client.oip import OipClient, OipConnectionError, OipError, OipTimeout
-from faillite.controller.cluster import ClusterState, Serving
+from faillite.controller import policy
+from faillite.controller.climb import climb_once
+from faillite.controller.cluster import ClusterState, load_state
 from faillite.controller.config import ControllerConfig
-from faillite.controller.decide import (
-    Desired,
-    Load,
-    NodeView,
-    Observed,
-    Replica,
-    SetServing,
-    Unload,
-    decide,
-    unneeded,
+from faillite.controller.decide import Load, Replica, Unload
+from faillite.controller.effects import (
+    CancelProgram,
+    Effect,
+    Emit,
+    LoadDone,
+    PublishRoutes,
+    SetAgent,
+    StartProgram,
+    StartRecovery,
+    Wake,
 )
-from faillite.controller.events import EventKind, EventLog
+from faillite.controller.events import EventLog
+from faillite.controller.failover import recover, run_program
 from faillite.controller.liveness import Heartbeats, StallClock
+from faillite.controller.model import AgentView, PolicyConfig, live_nodes, planning_nodes
 from faillite.controller.planning import build_families
 from faillite.controller.shared import fallback_keys
-from faillite.controller.states import AppState, NodeState
+from faillite.controller.states import NodeState
 from faillite.controller.store import StateStore
-from faillite.placement import Assignment, Family, Node, PlannerParams
+from faillite.placement import Family, Node, PlannerParams
 from faillite.profiler.format import load_profiles
 from faillite.wire import RouteTable
 
@@ -45,7 +53,6 @@ __all__ = ["Controller"]
 
 log = logging.getLogger("faillite.controller")
 
-_LOAD_RETRY_S = 1.0
 _DETECT_MAX_SLEEP_S = 0.1  # the detector wakes at the next deadline, and at least this often
 
 
@@ -59,27 +66,25 @@ class Controller:
         self.detector = config.detector()
         self.clock = StallClock()  # the controller's own loop stalls do not count as silence
         self._detect_due: float | None = None
-        self._failback_due = False
         self.sessions: dict[int, str] = {}  # UDP beat session -> node
         self.beat_port: int | None = None
         self.beat_transport: Any = None
         self.params = PlannerParams(detection_ms=self.detector.quiet_timeout_s() * 1000, switch_ms=5.0)
         self.store = StateStore(config.state_path)
         self.events = EventLog(self.store)
+        rules = PolicyConfig(
+            policy=config.policy,
+            method=config.method,
+            progressive=config.progressive,
+            plan_time_limit_s=config.plan_time_limit_s,
+            unload_grace_s=config.unload_grace_ms / 1000,
+        )
+        self.state = load_state(self.store, self.families, self.params, rules)  # the one state
         accuracies = {(f.name, v.name): v.accuracy for f in self.families.values() for v in f.variants}
-        self.cluster = ClusterState(self.store, accuracies)
-        self.heartbeats: dict[str, Heartbeats] = {}
+        self.cluster = ClusterState(self.store, accuracies, self.state)
+        self.heartbeats: dict[str, Heartbeats] = {}  # the detector's, per node with a session
         self.connections: dict[str, Any] = {}  # node -> its agent's WebSocket
-        self.loading: dict[str, set[str]] = defaultdict(set)
-        self.retry_after: dict[Replica, float] = {}
-        self.undesired_since: dict[Replica, float] = {}
-        self.programs: dict[str, asyncio.Task[None]] = {}
-        self.pinned: dict[str, set[Replica]] = {}
-        self.failed_at: dict[str, tuple[float, str]] = {}  # app -> (failure time, node), until recovered
-        self.climbing: dict[str, Assignment] = {}  # app -> its assignment before a climb back
-        self.climb_blocked: dict[str, float] = {}  # app -> no climb before this time
-        self.reprotecting = 0  # failover re-protections in flight (settling waits for them)
-        self.settled: dict[str, Replica] = {}  # app -> where app_settled said it settled (until failback)
+        self.program_tasks: dict[str, asyncio.Task[None]] = {}  # app -> the task running its program
         self.watchers: set[Any] = set()
         self.step_observers: list[Callable[[str, float, bool], None]] = []  # (step, seconds, failed): metrics
         self._wake = asyncio.Event()
@@ -96,9 +101,10 @@ class Controller:
         """Start the loops (whoever wires the controller opens its UDP beat socket first)."""
         self._session = aiohttp.ClientSession()
         grace = self.config.adopt_grace_ms / 1000 - self.detector.quiet_timeout_s()
-        for node in self.cluster.nodes.values():  # from before a restart: give agents time to return
+        for node in list(self.state.nodes.values()):  # from before a restart: agents may return
             if node.state in (NodeState.ALIVE, NodeState.SUSPECT, NodeState.REJOINING):
                 self.heartbeats[node.id] = self.detector.new(node.epoch, self.vnow() + grace)
+                self.record(SetAgent(node.id, AgentView(connected=False), "awaited after a restart"))
         self.cluster.route_table()
         self._tasks = [
             asyncio.create_task(
@@ -112,7 +118,7 @@ class Controller:
 
     async def stop(self) -> None:
         self.stopping = True  # connections we close now are not failures
-        tasks = [*self._tasks, *self.programs.values(), *self._background]
+        tasks = [*self._tasks, *self.program_tasks.values(), *self._background]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -126,6 +132,10 @@ class Controller:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def now(self) -> float:
+        """The policy's clock: monotonic seconds (event ``mono`` fields share it)."""
+        return time.monotonic()
 
     def vnow(self) -> float:
         """The detector's clock: monotonic time less the controller's own measured stalls."""
@@ -180,75 +190,58 @@ class Controller:
             else:
                 await asyncio.sleep(interval_ms / 1000)
 
-    # observe
+    # views
     def live_nodes(self) -> list[str]:
-        return [n.id for n in self.cluster.nodes.values() if n.state in (NodeState.ALIVE, NodeState.SUSPECT)]
+        return live_nodes(self.state)
 
     def planning_nodes(self, include_dead: bool = False) -> list[Node]:
-        return [
-            Node(n.id, n.memory_bytes, cores=n.cores, domain=n.domain)
-            for n in self.cluster.nodes.values()
-            if include_dead or n.state in (NodeState.ALIVE, NodeState.SUSPECT)
-        ]
+        return planning_nodes(self.state, include_dead)
 
-    def observed(self, now: float) -> Observed:
-        views = {}
-        for node_id, record in self.cluster.nodes.items():
-            hb = self.heartbeats.get(node_id)
-            backing_off = {r.variant for r, t in self.retry_after.items() if r.node == node_id and t > now}
-            connected = node_id in self.connections
-            views[node_id] = NodeView(
-                state=record.state,
-                loaded=hb.loaded if hb is not None and connected else frozenset(),
-                loading=frozenset(self.loading[node_id] | backing_off),
-                connected=connected,
-            )
-        return Observed(views, dict(self.undesired_since))
+    # the effects: recorded (state + store), then carried out
+    def record(self, effect: Effect) -> None:
+        self.cluster.record(effect)
 
-    def desired(self) -> Desired:
-        return Desired(
-            plan=self.cluster.plan,
-            serving={app: s.replica for app, s in self.cluster.serving.items()},
-            states={app: s.state for app, s in self.cluster.serving.items()},
-            busy=frozenset(self.programs),
-            pinned=frozenset(r for rs in self.pinned.values() for r in rs),
-            home={a.app: Replica(a.primary_node, a.primary_variant) for a in self.cluster.home_plan},
-        )
+    def execute(self, effects: Iterable[Effect]) -> None:
+        for effect in effects:
+            self.record(effect)
+            match effect:
+                case Load(replica=replica, app=app):
+                    self.spawn(self.load(replica, app))
+                case Unload(replica=replica, reason=reason):
+                    self.spawn(self.unload(replica, reason))
+                case Emit(kind=kind, fields=fields):
+                    self.events.emit(kind, **fields)
+                case PublishRoutes():
+                    self.publish_routes()
+                case Wake():
+                    self.wake()
+                case StartRecovery():
+                    task = self.spawn(recover(self, effect))
+                    for app in effect.cold:
+                        self.program_tasks[app] = task
+                case StartProgram(app=app):
+                    self.program_tasks[app] = self.spawn(run_program(self, app, self.state.programs[app].run))
+                case CancelProgram(app=app):
+                    task = self.program_tasks.pop(app, None)
+                    if task is not None:
+                        task.cancel()
+                case _:
+                    pass  # state only
 
-    # the reconcile step
+    # the loops' steps
     async def reconcile_once(self) -> None:
         now = time.monotonic()
-        desired, observed = self.desired(), self.observed(now)
-        stale = unneeded(desired, observed)
-        self.undesired_since = {r: self.undesired_since.get(r, now) for r in stale}
-        observed = Observed(observed.nodes, dict(self.undesired_since))
-        for action in decide(desired, observed, now=now, unload_grace_s=self.config.unload_grace_ms / 1000):
-            if isinstance(action, Load):
-                self.start_load(action.replica, action.app, action.reason)
-            elif isinstance(action, Unload):
-                self.start_unload(action.replica, action.reason)
-            elif isinstance(action, SetServing):
-                self.switch(action.app, action.replica, action.state, action.reason)
-        for node in list(self.cluster.nodes.values()):
-            hb = self.heartbeats.get(node.id)
-            if (
-                node.state is NodeState.REJOINING
-                and hb is not None
-                and not hb.loaded
-                and not self.loading[node.id]
-            ):
-                self.cluster.set_node_state(node.id, NodeState.ALIVE)
-                self.events.emit(EventKind.NODE_REJOINED, node=node.id, epoch=node.epoch)
-                self.publish_routes()
-                self._failback_due = True
-        if self._failback_due and not self.programs:  # a rejoin during a failover program waits for it
-            self._failback_due = False
-            self.maybe_failback()
+        self.execute(policy.reconcile(self.state, now))
+        self.execute(policy.rejoined(self.state))
+        self.execute(policy.failback(self.state))
+
+    async def climb_once(self) -> None:
+        await climb_once(self)
 
     def _detect_delay(self) -> float:
         """Sleep until the earliest node could be overdue (event-driven), at most 100 ms (so
         the wake-ups also measure the controller's own loop lag)."""
-        live = {n: hb for n, hb in self.heartbeats.items() if n in self.cluster.nodes}
+        live = {n: hb for n, hb in self.heartbeats.items() if n in self.state.nodes}
         delay = min(max(self.detector.next_deadline(live) - self.vnow(), 0.0) + 0.002, _DETECT_MAX_SLEEP_S)
         self._detect_due = time.monotonic() + delay
         return delay
@@ -261,9 +254,7 @@ class Controller:
         await self.judge()
 
     async def judge(self) -> None:
-        from faillite.controller.links import declare_dead  # links imports core: break the cycle
-
-        live = {n: hb for n, hb in self.heartbeats.items() if n in self.cluster.nodes}
+        live = {n: hb for n, hb in self.heartbeats.items() if n in self.state.nodes}
         candidates = self.detector.check(live, self.vnow())
         if candidates:
             # Read what is pending before judging: beats may sit unread in the sockets (a
@@ -274,28 +265,27 @@ class Controller:
                 hb = self.heartbeats.get(candidate.node)
                 verdict = None if hb is None else self.detector.judge(candidate.node, hb, self.vnow())
                 if verdict is not None:
-                    await declare_dead(self, verdict.node, verdict.reason, silent_ms=verdict.silent_ms)
+                    await self.declare_dead(verdict.node, verdict.reason, silent_ms=verdict.silent_ms)
 
-    async def climb_once(self) -> None:
-        from faillite.controller.climb import climb_once  # climb imports core: break the cycle
-
-        await climb_once(self)
-
-    def maybe_failback(self) -> None:
-        home_nodes = {a.primary_node for a in self.cluster.home_plan} | {
-            a.backup.node for a in self.cluster.home_plan if a.backup is not None
-        }
-        live = set(self.live_nodes())
-        if self.cluster.plan == self.cluster.home_plan or not home_nodes <= live or self.programs:
+    async def declare_dead(self, node: str, reason: str, *, silent_ms: float) -> None:
+        """The node is gone: close its session, and let the failover policy act."""
+        record = self.state.nodes.get(node)
+        if record is None or record.state is NodeState.DEAD or self.stopping:
             return
-        moved = [a.app for a in self.cluster.home_plan if self.cluster.plan.by_app().get(a.app) != a]
-        self.cluster.set_plans(self.cluster.home_plan)
-        self.events.emit(EventKind.FAILBACK, apps=moved)
-        self.wake()
+        now = time.monotonic()
+        self.heartbeats.pop(node, None)
+        ws = self.connections.pop(node, None)
+        effects = policy.node_dead(
+            self.state, node, now - silent_ms / 1000, now=now, reason=reason, silent_ms=silent_ms
+        )
+        if ws is not None and not ws.closed:
+            self.spawn(ws.close(code=4410, message=b"declared dead"))
+        self.execute(effects)
+        await asyncio.sleep(0)
 
-    # act
+    # agents
     def agent(self, node: str) -> OipClient:
-        record = self.cluster.nodes[node]
+        record = self.state.nodes[node]
         client = self._agents.get(node)
         if client is None or client.base_url != record.url.rstrip("/"):
             client = OipClient(
@@ -307,91 +297,32 @@ class Controller:
             self._agents[node] = client
         return client
 
-    def start_load(self, replica: Replica, app: str, reason: str) -> None:
-        if replica.variant in self.loading[replica.node]:
-            return
-        self.loading[replica.node].add(replica.variant)
-        self.spawn(self.load(replica, app, reason))
-
-    async def load(self, replica: Replica, app: str, reason: str) -> bool:
-        """Load ``replica`` (idempotent on the agent); True once it is ready."""
-        self.loading[replica.node].add(replica.variant)
-        self.events.emit(
-            EventKind.LOAD_STARTED, app=app, node=replica.node, variant=replica.variant, reason=reason
-        )
+    async def load(self, replica: Replica, app: str) -> bool:
+        """Load ``replica`` on its agent (idempotent there; the ``Load`` is recorded); True once
+        it is ready. The outcome goes to the policy (``load_finished``)."""
         started = time.perf_counter()
         try:
             await self.agent(replica.node).load(replica.variant, timeout=self.config.load_timeout_s)
         except (OipError, OipConnectionError, OipTimeout, KeyError) as exc:
-            self.retry_after[replica] = time.monotonic() + _LOAD_RETRY_S
-            self.events.emit(
-                EventKind.LOAD_FAILED, app=app, node=replica.node, variant=replica.variant, error=str(exc)
+            self.execute(
+                policy.load_finished(self.state, replica, app, False, time.monotonic(), error=str(exc))
             )
             return False
-        finally:
-            self.loading[replica.node].discard(replica.variant)
-            self.wake()
-        hb = self.heartbeats.get(replica.node)
-        if hb is not None:
-            hb.loaded = hb.loaded | {replica.variant}
-        self.retry_after.pop(replica, None)
-        self.events.emit(
-            EventKind.LOAD_FINISHED,
-            app=app,
-            node=replica.node,
-            variant=replica.variant,
-            ms=round((time.perf_counter() - started) * 1000, 2),
-        )
+        except BaseException:  # cancelled: no longer loading, nothing learnt
+            self.execute([LoadDone(replica, False, reason="load interrupted"), Wake("load interrupted")])
+            raise
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        self.execute(policy.load_finished(self.state, replica, app, True, time.monotonic(), ms=ms))
         return True
 
-    def start_unload(self, replica: Replica, reason: str) -> None:
-        self.undesired_since.pop(replica, None)
-        self.spawn(self.unload(replica, reason))
-
     async def unload(self, replica: Replica, reason: str) -> None:
-        hb = self.heartbeats.get(replica.node)
-        if hb is not None:
-            hb.loaded = hb.loaded - {replica.variant}
+        """Unload ``replica`` on its agent (the ``Unload`` is recorded already)."""
         try:
             await self.agent(replica.node).unload(replica.variant)
         except (OipError, OipConnectionError, OipTimeout, KeyError) as exc:
             log.warning("unload of %s on %s failed: %s", replica.variant, replica.node, exc)
             return
-        self.events.emit(EventKind.UNLOADED, node=replica.node, variant=replica.variant, reason=reason)
-        self.wake()
-
-    def switch(self, app: str, replica: Replica, state: AppState, reason: str, stone: bool = False) -> None:
-        before = self.cluster.serving.get(app)
-        if (
-            before is not None
-            and before.replica == replica
-            and before.state is state
-            and before.stone == stone
-        ):
-            return
-        self.cluster.set_serving(app, Serving(state, replica, stone))
-        self.events.emit(
-            EventKind.ROUTE_CHANGED,
-            app=app,
-            node=replica.node,
-            variant=replica.variant,
-            state=state.value,
-            reason=reason,
-            previous=None if before is None or before.replica is None else before.replica.node,
-        )
-        failure = self.failed_at.pop(app, None)
-        if failure is not None:
-            at, node = failure
-            self.events.emit(
-                EventKind.APP_RECOVERED,
-                app=app,
-                failed_node=node,
-                node=replica.node,
-                variant=replica.variant,
-                recovery_ms=round((time.monotonic() - at) * 1000, 2),
-                state=state.value,
-            )
-        self.publish_routes()
+        self.execute(policy.unloaded(replica, reason))
 
     # routes
     def publish_routes(self) -> RouteTable:

@@ -19,19 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
-from faillite.controller.cluster import NodeRecord
+from faillite.controller import policy
 from faillite.controller.core import Controller
-from faillite.controller.events import EventKind
-from faillite.controller.states import NodeState
+from faillite.controller.effects import Emit, EventKind
+from faillite.controller.model import LIVE_STATES
 from faillite.wire import Beat, Confirm, NodeStatus, Promise, Register, Welcome, parse_agent_message
 
-__all__ = ["BeatProtocol", "agent_connection", "declare_dead", "on_register", "open_beat_socket", "suspect"]
+__all__ = ["BeatProtocol", "agent_connection", "on_register", "open_beat_socket", "suspect"]
 
 _REGISTER_TIMEOUT_S = 5.0
 
@@ -102,48 +101,44 @@ async def agent_connection(controller: Controller, request: web.Request) -> web.
                     _on_status(controller, node, status)
     finally:
         if controller.connections.get(node) is ws:
-            await declare_dead(controller, node, "connection closed", silent_ms=0.0)
+            await controller.declare_dead(node, "connection closed", silent_ms=0.0)
         if controller.sessions.get(welcome.session) == node:
             del controller.sessions[welcome.session]
     return ws
 
 
 async def on_register(controller: Controller, reg: Register, ws: Any) -> Welcome:
-    cluster = controller.cluster
-    known = cluster.nodes.get(reg.node_id)
+    state = controller.state
     old = controller.connections.get(reg.node_id)
     if old is not None and old is not ws:
         # A second session for a live node (agent restarted before anyone noticed): the old
         # incarnation is gone, fail it over first.
-        await declare_dead(controller, reg.node_id, "replaced by a new agent session", silent_ms=0.0)
-        known = cluster.nodes.get(reg.node_id)
-    adopt = known is not None and known.state is not NodeState.DEAD and reg.epoch == known.epoch
-    if known is not None and not adopt and known.state is not NodeState.DEAD:
+        await controller.declare_dead(reg.node_id, "replaced by a new agent session", silent_ms=0.0)
+    reason = policy.fail_first(state, reg.node_id, reg.epoch)
+    if reason is not None:
         # Back under another epoch (restarted, or fenced itself after a pause) before the
         # detector noticed: its old incarnation is gone, so fail it over first.
-        await declare_dead(controller, reg.node_id, "came back as a new incarnation", silent_ms=0.0)
-        known = cluster.nodes[reg.node_id]
-    if known is None:
-        epoch, state, kind = 1, NodeState.ALIVE, EventKind.NODE_REGISTERED
-    elif adopt:
-        epoch, state, kind = known.epoch, NodeState.ALIVE, EventKind.NODE_ADOPTED
-    else:
-        epoch, state, kind = known.epoch + 1, NodeState.REJOINING, EventKind.NODE_REGISTERED
-    cluster.put_node(
-        NodeRecord(reg.node_id, reg.url, reg.memory_bytes, reg.cores, reg.domain, reg.pid, epoch, state)
+        await controller.declare_dead(reg.node_id, reason, silent_ms=0.0)
+    effects = policy.node_registered(
+        state,
+        reg.node_id,
+        url=reg.url,
+        memory_bytes=reg.memory_bytes,
+        cores=reg.cores,
+        domain=reg.domain,
+        pid=reg.pid,
+        epoch=reg.epoch,
+        loaded=reg.loaded,
     )
+    epoch = effects[0].record.epoch  # type: ignore[union-attr]  # PutNode first
     controller.connections[reg.node_id] = ws
-    hb = controller.detector.new(epoch, controller.vnow(), frozenset(reg.loaded))
+    hb = controller.detector.new(epoch, controller.vnow())
     controller.heartbeats[reg.node_id] = hb
     for stale in [k for k, n in controller.sessions.items() if n == reg.node_id]:
         del controller.sessions[stale]
     session = secrets.randbits(32) or 1
     controller.sessions[session] = reg.node_id
-    controller.events.emit(
-        kind, node=reg.node_id, epoch=epoch, url=reg.url, state=state.value, loaded=sorted(reg.loaded)
-    )
-    controller.publish_routes()
-    controller.wake()
+    controller.execute(effects)
     return Welcome(
         epoch=epoch,
         heartbeat_interval_ms=controller.config.heartbeat_interval_ms,
@@ -163,28 +158,24 @@ def _on_beat(controller: Controller, node: str, ws: Any, beat: Beat) -> None:
     if beat.confirm:  # the agent paused past its promise: judge it before saying it may serve on
         verdict = controller.detector.judge(node, hb, now)
         if verdict is not None:  # e.g. its own loop lag is past the stall limit: not a confirmation
-            controller.spawn(declare_dead(controller, node, verdict.reason, silent_ms=verdict.silent_ms))
+            controller.spawn(controller.declare_dead(node, verdict.reason, silent_ms=verdict.silent_ms))
             return
-        controller.events.emit(EventKind.NODE_PAUSED, node=node, epoch=hb.epoch, lag_ms=beat.lag_ms)
+        paused = {"node": node, "epoch": hb.epoch, "lag_ms": beat.lag_ms}
+        controller.execute([Emit(EventKind.NODE_PAUSED, paused)])
         controller.spawn(_send_frame(ws, Confirm(beat.seq, beat.epoch).pack()))
     promise = controller.detector.next_promise(hb)
     if promise is not None:
         controller.spawn(_send_frame(ws, Promise(promise[0], promise[1] * 1000).pack()))
     if hb.suspected_at is not None:
         hb.suspected_at = None
-        if controller.cluster.nodes[node].state is NodeState.SUSPECT:
-            controller.cluster.set_node_state(node, NodeState.ALIVE)
+        controller.execute(policy.node_heard(controller.state, node))
 
 
 def _on_status(controller: Controller, node: str, status: NodeStatus) -> None:
     hb = controller.heartbeats.get(node)
     if hb is None or status.epoch != hb.epoch:
         return
-    loaded = frozenset(status.loaded)
-    hb.used_bytes = status.used_bytes
-    if loaded != hb.loaded:
-        hb.loaded = loaded
-        controller.wake()
+    controller.execute(policy.agent_status(controller.state, node, status.loaded, status.used_bytes))
 
 
 async def _send_frame(ws: Any, frame: bytes) -> None:
@@ -198,18 +189,16 @@ async def _send_frame(ws: Any, frame: bytes) -> None:
 
 async def suspect(controller: Controller, node: str, epoch: int | None, reason: str) -> bool:
     """A client could not reach ``node``; True when that got it declared dead."""
-    record = controller.cluster.nodes.get(node)
+    record = controller.state.nodes.get(node)
     hb = controller.heartbeats.get(node)
-    if record is None or hb is None or record.state not in (NodeState.ALIVE, NodeState.SUSPECT):
+    if record is None or hb is None or record.state not in LIVE_STATES:
         return False
     if epoch is not None and epoch != record.epoch:
         return False
-    controller.events.emit(EventKind.FAILURE_SUSPECTED, node=node, reason=reason)
-    if record.state is NodeState.ALIVE:
-        controller.cluster.set_node_state(node, NodeState.SUSPECT)
+    controller.execute(policy.node_suspected(controller.state, node, reason))
     verdict = controller.detector.on_suspicion(hb, controller.vnow())
     if verdict is not None:
-        await declare_dead(controller, node, verdict.reason, silent_ms=verdict.silent_ms)
+        await controller.declare_dead(node, verdict.reason, silent_ms=verdict.silent_ms)
         return True
     controller.spawn(_recheck(controller, controller.detector.deadline(hb) - controller.vnow()))
     return False
@@ -219,23 +208,3 @@ async def _recheck(controller: Controller, delay: float) -> None:
     """Judge again when a suspected node's shorter deadline comes (the detector may sleep longer)."""
     await asyncio.sleep(max(delay, 0.0) + 0.001)
     await controller.judge()
-
-
-async def declare_dead(controller: Controller, node: str, reason: str, *, silent_ms: float) -> None:
-    from faillite.controller.failover import fail_over  # failover imports links' siblings
-
-    record = controller.cluster.nodes.get(node)
-    if record is None or record.state is NodeState.DEAD or controller.stopping:
-        return
-    failed_at = time.monotonic() - silent_ms / 1000
-    controller.cluster.set_node_state(node, NodeState.DEAD)
-    controller.heartbeats.pop(node, None)
-    ws = controller.connections.pop(node, None)
-    controller.loading.pop(node, None)
-    controller.events.emit(
-        EventKind.NODE_DEAD, node=node, epoch=record.epoch, reason=reason, detection_ms=round(silent_ms, 1)
-    )
-    if ws is not None and not ws.closed:
-        controller.spawn(ws.close(code=4410, message=b"declared dead"))
-    fail_over(controller, node, failed_at)
-    await asyncio.sleep(0)

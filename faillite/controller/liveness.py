@@ -51,12 +51,11 @@ def _z(phi: float) -> float:
 
 @dataclass
 class Heartbeats:
-    """What the controller has heard from one node's current connection (detector state)."""
+    """What the controller has heard from one node's current connection (detector state; what
+    the agent holds is in ``ControlState.agents``)."""
 
     epoch: int
     last_seen: float
-    loaded: frozenset[str] = frozenset()
-    used_bytes: int = 0
     suspected_at: float | None = None
     intervals: deque[float] = field(default_factory=deque)
     lags: deque[float] = field(default_factory=deque)
@@ -166,9 +165,9 @@ class Detector:
         hb.total, hb.total_sq = self.interval_s * n, self.interval_s**2 * n
         return max(self._threshold(hb, self.phi_dead, self.acceptable_pause_s), self.min_timeout_s)
 
-    def new(self, epoch: int, now: float, loaded: frozenset[str] = frozenset()) -> Heartbeats:
+    def new(self, epoch: int, now: float) -> Heartbeats:
         """The state of a node that has just (re)connected, heard from at ``now``."""
-        hb = Heartbeats(epoch, now, loaded)
+        hb = Heartbeats(epoch, now)
         self._recompute(hb)
         hb.promises = [(0, self.fence_after(hb))]  # version 0 travels in the Welcome
         return hb

@@ -3,7 +3,7 @@
 The planner places them (``faillite.placement.shared``); the reconcile loop keeps them loaded
 (``decide``); routes list them as a warm fallback of each app they serve (``cluster``); and on
 a node's death each of its apps without a warm backup switches to its shared fallback at once
-(``failover``), while its own backup loads.
+(``policy.failover``, ``policy.serving.shared_replica``), while its own backup loads.
 
 Which families may share is their manifests' business: ``faillite.zoo.manifest.fallback_key``
 (same task, same input/output signature). The controller reads the manifests it is given
@@ -14,18 +14,13 @@ by the stand-ins' task and signature. Any other family without a manifest shares
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from faillite.controller.decide import Replica
 from faillite.zoo.catalog import builtin_family_names, load_builtin_family, standin_families
 from faillite.zoo.manifest import FamilyManifest, ManifestError, fallback_key, load_manifest
 
-if TYPE_CHECKING:
-    from faillite.controller.core import Controller
-
-__all__ = ["fallback_keys", "shared_replica"]
+__all__ = ["fallback_keys"]
 
 log = logging.getLogger("faillite.controller")
 
@@ -62,14 +57,3 @@ def fallback_keys(
         else:
             keys[name] = None
     return keys
-
-
-def shared_replica(controller: Controller, app: str, live: Mapping[str, object] | set[str]) -> Replica | None:
-    """``app``'s shared warm fallback when it is on a live node and loaded there (ready to answer)."""
-    sf = controller.cluster.plan.shared_for(app)
-    if sf is None or sf.node not in live:
-        return None
-    hb = controller.heartbeats.get(sf.node)
-    if hb is None or sf.variant not in hb.loaded:
-        return None
-    return Replica(sf.node, sf.variant)

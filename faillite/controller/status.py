@@ -152,7 +152,7 @@ def node_views(controller: Controller) -> list[dict[str, Any]]:
     split = memory_split(cluster.plan, cluster.nodes, _size_of(controller), up)
     views = []
     for n in sorted(cluster.nodes.values(), key=lambda n: n.id):
-        hb = controller.heartbeats.get(n.id)
+        agent = controller.state.agents.get(n.id)
         views.append(
             {
                 "id": n.id,
@@ -163,8 +163,8 @@ def node_views(controller: Controller) -> list[dict[str, Any]]:
                 "memory_bytes": n.memory_bytes,
                 "cores": n.cores,
                 "domain": n.domain,
-                "loaded": sorted(hb.loaded) if hb else [],
-                "used_bytes": hb.used_bytes if hb else 0,
+                "loaded": sorted(agent.loaded) if agent else [],
+                "used_bytes": agent.used_bytes if agent else 0,
                 "planned": split[n.id],
             }
         )

@@ -11,7 +11,9 @@ from faillite.controller.climb import climb_once
 from faillite.controller.cluster import NodeRecord, Serving
 from faillite.controller.config import ControllerConfig
 from faillite.controller.core import Controller
-from faillite.controller.decide import Replica
+from faillite.controller.decide import Load, Replica
+from faillite.controller.effects import LoadDone, SetAgent, SetUndesired
+from faillite.controller.model import AgentView
 from faillite.controller.planning import AppSpec
 from faillite.controller.states import AppState, NodeState
 from faillite.placement import Assignment, Backup, Mode, Plan
@@ -46,7 +48,7 @@ async def test_an_app_climbs_to_the_best_variant_that_fits_then_settles(tmp_path
     (asg,) = c.cluster.plan
     assert asg.primary_variant == "digits-mlp-256x128"  # home: 8 MiB nodes hold it and a backup
     assert asg.backup is not None  # still protected
-    assert c.climbing["a"].primary_variant == "digits-mlp-4"
+    assert c.state.climbing["a"].primary_variant == "digits-mlp-4"
     await climb_once(c)  # the climb has not been served yet: nothing more happens
     assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-256x128"
     reasons = [e["reason"] for e in c.events.since() if e["kind"] == "plan_changed"]
@@ -66,10 +68,11 @@ async def test_a_refused_climb_is_undone_and_not_retried_at_once(tmp_path: Path)
     c = controller_after_failover(tmp_path)
     await climb_once(c)
     climbed = c.cluster.plan.by_app()["a"]
-    c.retry_after[Replica(climbed.primary_node, climbed.primary_variant)] = time.monotonic() + 1  # refused
+    refused = Replica(climbed.primary_node, climbed.primary_variant)
+    c.record(LoadDone(refused, False, retry_at=time.monotonic() + 1))
     await climb_once(c)
     assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-4"
-    assert "a" not in c.climbing and c.climb_blocked["a"] > time.monotonic()
+    assert "a" not in c.state.climbing and c.state.climb_blocked["a"] > time.monotonic()
     await climb_once(c)
     assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-4"  # blocked for a while
     c.store.close()
@@ -95,9 +98,8 @@ async def test_an_app_pinned_to_the_dead_node_does_not_stop_the_climb(tmp_path: 
 async def test_settling_plans_in_the_memory_the_agents_report(tmp_path: Path) -> None:
     c = controller_after_failover(tmp_path)
     for node, loaded in (("n2", {"digits-mlp-4"}), ("n3", set())):
-        hb = c.detector.new(1, c.vnow(), frozenset(loaded))
-        hb.used_bytes = int(7.9 * (1 << 20))  # e.g. leftovers or footprints over their profiles
-        c.heartbeats[node] = hb
+        used = int(7.9 * (1 << 20))  # e.g. leftovers or footprints over their profiles
+        c.record(SetAgent(node, AgentView(frozenset(loaded), used)))
     await climb_once(c)
     assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-4"  # nothing fits beside
     settled = [e for e in c.events.since() if e["kind"] == "app_settled"]
@@ -107,14 +109,14 @@ async def test_settling_plans_in_the_memory_the_agents_report(tmp_path: Path) ->
 
 async def test_no_settling_while_a_load_runs_or_a_leftover_is_loaded(tmp_path: Path) -> None:
     c = controller_after_failover(tmp_path)
-    c.loading["n3"].add("digits-mlp-8")
+    c.record(Load(Replica("n3", "digits-mlp-8"), "a", "test"))
     await climb_once(c)
-    c.loading["n3"].clear()
-    c.undesired_since[Replica("n2", "digits-mlp-16")] = time.monotonic()
+    c.record(LoadDone(Replica("n3", "digits-mlp-8"), True))
+    c.record(SetUndesired({Replica("n2", "digits-mlp-16"): time.monotonic()}))
     await climb_once(c)
     assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-4"
     assert not [e for e in c.events.since() if e["kind"] in ("app_settled", "plan_changed")]
-    c.undesired_since.clear()
+    c.record(SetUndesired({}))
     await climb_once(c)
     assert c.cluster.plan.by_app()["a"].primary_variant == "digits-mlp-256x128"
     c.store.close()
