@@ -26,7 +26,7 @@ from faillite.placement.model import (
     Variant,
 )
 from faillite.placement.policies import PolicyRules
-from faillite.placement.scenarios import Scenario, failure_scenarios, same_domain
+from faillite.placement.scenarios import Scenario, failure_scenarios
 
 __all__ = ["Candidate", "Context", "candidate_score", "check_known", "plan_score"]
 
@@ -88,9 +88,23 @@ class Context:
         for s, sc in enumerate(self.scenarios):
             for nid in sc.failed:
                 self.scenarios_of[self.node_index[nid]].append(s)
+        # nodes that fail together share a group: a backup must be in another group than its primary
+        use_domains = inst.params.use_domains
+        domains: dict[str, int] = {}
+        self.group: list[int] = [
+            -1 - k if not use_domains or n.domain is None else domains.setdefault(n.domain, len(domains))
+            for k, n in enumerate(inst.nodes)
+        ]
+        self._kept: dict[tuple[int, int], Candidate | None] = {}
         self.primary_variant: list[Variant] = [inst.variant(a.family, a.primary_variant) for a in inst.apps]
         self.weight_int = [round(a.weight * WEIGHT_SCALE) for a in inst.apps]
-        self.allowed: list[tuple[Variant, ...]] = [self._allowed_variants(i) for i in range(len(inst.apps))]
+        allowed: dict[tuple[str, str], tuple[Variant, ...]] = {}  # apps of one family and variant alike
+        self.allowed: list[tuple[Variant, ...]] = [
+            allowed[a.family, a.primary_variant]
+            if (a.family, a.primary_variant) in allowed
+            else allowed.setdefault((a.family, a.primary_variant), self._allowed_variants(i))
+            for i, a in enumerate(inst.apps)
+        ]
         self._option_cache: dict[tuple[int, float, bool], list[Candidate]] = {}
         # primaries that are given, and what they use
         self.fixed_mem = [0] * len(inst.nodes)
@@ -147,7 +161,7 @@ class Context:
         return out
 
     def backup_node_ok(self, p: int, n: int) -> bool:
-        return not same_domain(self.nodes[p], self.nodes[n], use_domains=self.inst.params.use_domains)
+        return self.group[p] != self.group[n]  # scenarios.same_domain, precomputed
 
     def backup_fits_alone(self, i: int, p: int, n: int, v: Variant) -> bool:
         """Latency SLO and "fits at all" on node ``n``, counting the fixed primaries there."""
@@ -211,13 +225,19 @@ class Context:
 
     def kept_candidate(self, i: int, p: int) -> Candidate | None:
         """The backup to keep for app ``i`` (re-planning), when it is still on a usable node."""
+        if not self.keep:
+            return None
+        key = (i, p)
+        if key in self._kept:
+            return self._kept[key]
         b = self.keep.get(self.apps[i].name)
-        if b is None or b.node not in self.node_index:
-            return None
-        n = self.node_index[b.node]
-        if not self.backup_node_ok(p, n):
-            return None
-        return self.make(i, p, n, self.inst.variant(self.apps[i].family, b.variant), b.mode)
+        out = None
+        if b is not None and b.node in self.node_index:
+            n = self.node_index[b.node]
+            if self.backup_node_ok(p, n):
+                out = self.make(i, p, n, self.inst.variant(self.apps[i].family, b.variant), b.mode)
+        self._kept[key] = out
+        return out
 
     def has_candidate(self, i: int, p: int) -> bool:
         """Whether app i, with its primary on p, has any backup candidate (cheap, early exit)."""

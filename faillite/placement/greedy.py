@@ -127,18 +127,33 @@ class _Greedy:
         self.ctx = ctx
         self.st = GreedyState(ctx)
         self.scan = scan
-        self._opts: dict[tuple[int, float], list[tuple[Variant, Mode, tuple[int, int, int]]]] = {}
-        self._cheap: dict[tuple[int, float], list[tuple[Variant, Mode, tuple[int, int, int]]]] = {}
+        self._opts: dict[tuple[object, ...], list[tuple[Variant, Mode, tuple[int, int, int]]]] = {}
+        self._cheap: dict[tuple[object, ...], list[tuple[Variant, Mode, tuple[int, int, int]]]] = {}
         self.uniform = len({n.speed for n in ctx.nodes}) <= 1
         self._order: list[int] = list(range(len(ctx.nodes)))
+        self._budget = [n.memory_bytes for n in ctx.nodes]
         self._stale = 0
 
     # candidate generation ------------------------------------------------------------------
 
+    def _sig(self, i: int, n: int) -> tuple[object, ...]:
+        """What app i's options on node n depend on: apps alike share them (thousands of apps,
+        a few dozen kinds)."""
+        a = self.ctx.apps[i]
+        return (
+            a.family,
+            a.primary_variant,
+            a.slo_ms,
+            a.critical,
+            a.max_recovery_ms,
+            a.weight,
+            self.ctx.nodes[n].speed,
+        )
+
     def options(self, i: int, n: int) -> list[tuple[Variant, Mode, tuple[int, int, int]]]:
         """(variant, mode, score) allowed for app i on nodes like n, best score first."""
         node = self.ctx.nodes[n]
-        key = (i, node.speed)
+        key = self._sig(i, n)
         if key not in self._opts:
             ctx, app = self.ctx, self.ctx.apps[i]
             opts = []
@@ -153,7 +168,7 @@ class _Greedy:
         return self._opts[key]
 
     def cheap_options(self, i: int, n: int) -> list[tuple[Variant, Mode, tuple[int, int, int]]]:
-        key = (i, self.ctx.nodes[n].speed)
+        key = self._sig(i, n)
         if key not in self._cheap:
             self._cheap[key] = sorted(
                 self.options(i, n),
@@ -166,20 +181,31 @@ class _Greedy:
         p = self.st.primary[i]
         assert p is not None
         ctx, n_all = self.ctx, len(self.ctx.nodes)
+        group, gp = ctx.group, ctx.group[p]
         if n_all <= self.scan:
-            return [n for n in range(n_all) if ctx.backup_node_ok(p, n)]
+            return [n for n in range(n_all) if group[n] != gp]
         self._stale -= 1
         if self._stale <= 0:
-            st = self.st
-            self._order.sort(key=lambda n: st.used[n] - ctx.nodes[n].memory_bytes)
+            used, budget = self.st.used, self._budget
+            self._order.sort(key=lambda n: used[n] - budget[n])
             self._stale = 64
         out = []
+        scan = self.scan
         for n in self._order:
-            if ctx.backup_node_ok(p, n):
+            if group[n] != gp:
                 out.append(n)
-                if len(out) >= self.scan:
+                if len(out) >= scan:
                     break
         return out
+
+    def everywhere(self, i: int) -> list[int]:
+        """Every node that may hold app i's backup, the pool's order first (the wider search
+        when the pool has no room)."""
+        p = self.st.primary[i]
+        assert p is not None
+        group, gp = self.ctx.group, self.ctx.group[p]
+        order = self._order if len(self.ctx.nodes) > self.scan else range(len(self.ctx.nodes))
+        return [n for n in order if group[n] != gp]
 
     def pick(self, i: int, *, cheapest: bool = False) -> Candidate | None:
         """The best (or cheapest) backup of app i that fits now, on the best node for it."""
@@ -192,6 +218,19 @@ class _Greedy:
         pool = self.pool(i)
         if not pool:
             return None
+        best = self._best(i, p, pool, cheapest)
+        if best is None and len(ctx.nodes) > self.scan:
+            # the pool (the nodes with most memory free, before cold reservations) is full:
+            # look at every node before leaving the app without a backup
+            best = self._best(i, p, self.everywhere(i), cheapest)
+        if best is None:
+            return None
+        return ctx.make(i, p, best[2], best[3], best[4])
+
+    def _best(
+        self, i: int, p: int, pool: list[int], cheapest: bool
+    ) -> tuple[tuple[int, int, int], tuple[int, int, int], int, Variant, Mode] | None:
+        ctx, st = self.ctx, self.st
         opts = self.cheap_options(i, pool[0]) if cheapest else self.options(i, pool[0])
         uniform = self.uniform
         rate = ctx.apps[i].request_rate
@@ -210,9 +249,7 @@ class _Greedy:
                 rank = (-cost, st.free(n) - mem, -n)
                 if best is None or (score, rank) > (best[0], best[1]):
                     best = (score, rank, n, v, mode)
-        if best is None:
-            return None
-        return ctx.make(i, p, best[2], best[3], best[4])
+        return best
 
     # phases --------------------------------------------------------------------------------
 
@@ -260,6 +297,9 @@ class _Greedy:
         for _ in range(passes):
             changed = False
             for i in sorted(range(len(ctx.apps)), key=gain):
+                cur = st.chosen[i]
+                if cur is not None and ctx.keep and cur == ctx.kept_candidate(i, cur.primary):
+                    continue  # a kept backup stays: pick would return it, no better than itself
                 old = st.remove(i)
                 new = self.pick(i)
                 if new is None or (old is not None and _key(new) <= _key(old)):

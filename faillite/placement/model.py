@@ -8,6 +8,7 @@ as the machine the profiles were measured on).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -134,8 +135,8 @@ class Instance:
             ("family", [f.name for f in self.families]),
             ("app", [a.name for a in self.apps]),
         ):
-            dupes = sorted({x for x in names if names.count(x) > 1})
-            if dupes:
+            if len(set(names)) < len(names):  # counted only then: linear in the common case
+                dupes = sorted(x for x, k in Counter(names).items() if k > 1)
                 raise PlanningError(f"duplicate {kind} {dupes[0]!r}")
         nodes = {n.id for n in self.nodes}
         fams = {f.name: f for f in self.families}

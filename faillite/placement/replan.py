@@ -225,7 +225,9 @@ def _stepping_stone(inst: Instance, t: _Target, nodes: dict, loaded: dict, reser
 def _survivors(inst: Instance, failed: set[str], serving: dict[str, tuple[str, str]]) -> Instance:
     """The surviving nodes, with each app's primary where it now runs."""
     apps = tuple(
-        replace(a, primary_node=serving[a.name][0], primary_variant=serving[a.name][1])
+        a
+        if (a.primary_node, a.primary_variant) == serving[a.name]
+        else replace(a, primary_node=serving[a.name][0], primary_variant=serving[a.name][1])
         for a in inst.apps
         if a.name in serving
     )

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
+from faillite.placement.fallbacks import next_fallback, node_groups, room_of
 from faillite.placement.feasibility import Context, plan_score
 from faillite.placement.greedy import polish
 from faillite.placement.model import (
@@ -62,80 +63,6 @@ def eligible_apps(inst: Instance, plan: Plan) -> dict[str, list[str]]:
     return dict(out)
 
 
-@dataclass
-class _Room:
-    """Memory and compute the plan uses on each node, per failure scenario."""
-
-    inst: Instance
-    base: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # primaries + warm + fallbacks
-    peak: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # worst cold reservation
-    mc: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # primaries' compute
-    after: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))  # (node, s) -> mc
-    loaded: set[tuple[str, str]] = field(default_factory=set)  # fallbacks placed: (node, variant)
-    scenarios_of: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))  # node -> s
-
-    def free(self, n: Node) -> int:
-        return n.memory_bytes - self.base[n.id] - self.peak[n.id]
-
-    def fits(self, n: Node, v: Variant, apps: Sequence[App], scenarios: Sequence[frozenset[str]]) -> bool:
-        extra = 0 if (n.id, v.name) in self.loaded else v.memory_bytes
-        if self.free(n) < extra:
-            return False
-        cap, mc = n.capacity_mc, self.mc[n.id]
-        return all(
-            mc + self.after[n.id, s] + need <= cap for s, need in self._needs(n, v, apps, scenarios).items()
-        )
-
-    def take(self, n: Node, v: Variant, apps: Sequence[App], scenarios: Sequence[frozenset[str]]) -> None:
-        if (n.id, v.name) not in self.loaded:
-            self.base[n.id] += v.memory_bytes
-            self.loaded.add((n.id, v.name))
-        for s, need in self._needs(n, v, apps, scenarios).items():
-            self.after[n.id, s] += need
-
-    def _needs(
-        self, n: Node, v: Variant, apps: Sequence[App], scenarios: Sequence[frozenset[str]]
-    ) -> dict[int, int]:
-        """Compute the fallback on ``n`` needs after each scenario that fails some of ``apps``
-        (only those: the others need nothing of it)."""
-        out: dict[int, int] = defaultdict(int)
-        for a in apps:
-            need = v.demand_mc(a.request_rate, n)
-            if need:
-                for s in self.scenarios_of[a.primary_node or ""]:
-                    if n.id not in scenarios[s]:
-                        out[s] += need
-        return out
-
-
-def _room(inst: Instance, plan: Plan, scenarios: Sequence[frozenset[str]]) -> _Room:
-    room = _Room(inst)
-    for s, failed in enumerate(scenarios):
-        for node in failed:
-            room.scenarios_of[node].append(s)
-    cold: dict[tuple[str, int], int] = defaultdict(int)
-    for asg in plan:
-        app = inst.app(asg.app)
-        pv = inst.variant(app.family, asg.primary_variant)
-        p = inst.node(asg.primary_node)
-        room.base[p.id] += pv.memory_bytes
-        room.mc[p.id] += pv.demand_mc(app.request_rate, p)
-        b = asg.backup
-        if b is None:
-            continue
-        n, v = inst.node(b.node), inst.variant(app.family, b.variant)
-        if b.mode is Mode.WARM:
-            room.base[n.id] += v.memory_bytes
-        for s, failed in enumerate(scenarios):
-            if p.id in failed and n.id not in failed:
-                room.after[n.id, s] += v.demand_mc(app.request_rate, n)
-                if b.mode is Mode.COLD:
-                    cold[n.id, s] += v.memory_bytes
-    for (n_id, _), mem in cold.items():
-        room.peak[n_id] = max(room.peak[n_id], mem)
-    return room
-
-
 def place_shared(
     inst: Instance,
     plan: Plan,
@@ -151,7 +78,9 @@ def place_shared(
     fallback (bytes) each app may have (default: its own backup's memory, or its primary's)."""
     down = set(down)
     scenarios = [sc.failed for sc in failure_scenarios(inst.nodes, use_domains=inst.params.use_domains)]
-    room = _room(inst, plan, scenarios)
+    room = room_of(inst, plan, scenarios)
+    group = node_groups(inst)
+    scenario_group = [group[next(iter(failed))] for failed in scenarios]
     primary = {a.app: a.primary_node for a in plan}
     apps = {a.name: a for a in inst.apps}
     # each app as placed (its primary node given), for the per-scenario compute sums
@@ -201,23 +130,14 @@ def place_shared(
                 out.append(SharedFallback(n.id, sf.family, v.name, tuple(a.name for a in served)))
                 todo -= {a.name for a in served}
         while todo:
-            options = []
             # large clusters: only the nodes with most memory free (each pass, as fallbacks fill them)
             pool = live if len(live) <= scan else sorted(live, key=lambda n: (-room.free(n), n.id))[:scan]
-            for n in pool:
-                for fam, v in variants:
-                    served = reach(n, v, todo)
-                    if served and room.fits(n, v, served, scenarios):
-                        options.append((len(served), v.accuracy, n, fam, v, served))
-            if not options:
-                break
-            most = max(o[0] for o in options)
-            options = [o for o in options if o[0] == most]
-            best_acc = max(o[1] for o in options)
-            options = [o for o in options if o[1] >= best_acc - accuracy_slack]
-            _, _, n, fam, v, served = min(
-                options, key=lambda o: (o[4].memory_bytes, -o[1], -room.free(o[2]), o[2].id, o[4].name)
+            found = next_fallback(
+                room, pool, variants, todo, placed, cap, group, scenario_group, accuracy_slack
             )
+            if found is None:
+                break
+            n, fam, v, served = found
             room.take(n, v, served, scenarios)
             out.append(SharedFallback(n.id, fam, v.name, tuple(a.name for a in served)))
             todo -= {a.name for a in served}
