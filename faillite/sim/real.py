@@ -4,15 +4,17 @@
 controller, one agent per node, real ONNX models; profiles as ``faillite up`` writes them:
 *estimated* from each variant's file size and MACs, never profiled), waits until every app is
 served from its primary and protected, then injects one failure -- the nodes of ``failure``
-(SIGKILL: crash; SIGSTOP: hang), by default the node serving the most apps (the demo's rule: then
+(crash: SIGKILL; hang: SIGSTOP), by default the node serving the most apps (the demo's rule: then
 the most cold-backed apps, then the highest id) -- and waits until every affected app has settled
 (``faillite.bench.failover.settle``) and the controller has gone quiet (re-protection and climbs
 done). Probe streams (``faillite.bench.probe``: one request in flight per affected app, back to
 back) measure each app's MTTR; an open-loop workload runs beside them when apps have rates.
 
-Recorded (``RealRun``): per affected app, recovered or not, the first answer's node/variant and
-the settled one, the probe MTTR and the controller's ``app_recovered`` ``recovery_ms``, the phase
-breakdown (``faillite.bench.phases``); the controller's plan before and after (placements and
+Recorded (``RealRun``): per affected app, the failover benchmark's own record of it
+(``faillite.bench.failover.outcome.injection_apps``, the function the simulator's figures go
+through too: recovered, probe MTTR, first and settled variant, the answers' steps, the phase
+breakdown of ``faillite.bench.phases``) plus the controller's ``app_recovered`` ``recovery_ms``
+and the settled node; the controller's plan before and after (placements and
 shared fallbacks); the nodes as agents registered them (memory budgets, what they charge); the
 events from the failure on (``mono`` made relative: ``t_ms`` after the failure); the profiles the
 controller planned with; the load times the agents measured (``load_finished`` ``ms``).
@@ -33,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from faillite.bench import phases
-from faillite.bench.failover.inject import EventCursor
+from faillite.bench.failover.inject import EventCursor, Injection, protected_share
+from faillite.bench.failover.outcome import injection_apps
 from faillite.bench.failover.settle import Settled, settled_app
 from faillite.bench.load import RequestRecord
 from faillite.bench.openloop import OpenLoopLoad
-from faillite.bench.probe import ProbeStreams, probe_outcome
+from faillite.bench.probe import ProbeStreams
 from faillite.client.failover import Client
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.config import ClusterConfig
@@ -46,30 +48,10 @@ from faillite.launch.http import http_json
 from faillite.profiler.format import VariantProfile, load_profiles
 from faillite.zoo import digits
 
-__all__ = ["KINDS", "RealApp", "RealRun", "default_victim", "run_real"]
+__all__ = ["KINDS", "RealRun", "default_victim", "measured_timings", "run_real"]
 
 #: failure kind -> signal (the simulator's FailureEvent kinds)
 KINDS: dict[str, signal.Signals] = {"crash": signal.SIGKILL, "hang": signal.SIGSTOP}
-
-
-@dataclass(frozen=True)
-class RealApp:
-    """What one affected app went through on the real cluster."""
-
-    app: str
-    mode: str  # the backup the plan had before the failure: warm / cold / none
-    recovered: bool  # its probe got an answer from another node
-    first_node: str | None
-    first_variant: str | None
-    settled_node: str | None
-    settled_variant: str | None
-    settled_by: str  # event / lost / quiet / unavailable / timeout (faillite.bench.failover.settle)
-    mttr_ms: float | None  # probe: failure (or first probe after it) -> first answer elsewhere
-    recovery_ms: float | None  # the controller's app_recovered (failure seen -> route switched)
-    phases_ms: dict[str, float | None]  # faillite.bench.phases, on the probe and the events
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -79,15 +61,22 @@ class RealRun:
     kind: str  # crash / hang
     profiles: tuple[VariantProfile, ...]  # what the controller planned with
     nodes: list[dict[str, Any]]  # GET /v1/nodes before the failure (budgets, loaded, used_bytes)
+    # the order the agents registered in: the controller's node order, so the planner's (CP-SAT's
+    # variable order, which breaks ties between equally good plans)
+    registered: list[str]
     plan_before: dict[str, Any]  # GET /v1/plan before the failure
     plan_after: dict[str, Any]  # ... once settled
     apps_after: dict[str, dict[str, Any]]  # GET /v1/apps once settled, by app
-    apps: dict[str, RealApp]  # the affected apps
+    # per affected app: the failover benchmark's own record (faillite.bench.failover.outcome.
+    # injection_apps: recovered, mttr_ms, first/settled variant, steps, phases_ms...), plus the
+    # controller's ``recovery_ms`` (its app_recovered event) and ``settled_node``
+    apps: dict[str, dict[str, Any]]
     events: list[dict[str, Any]]  # from the failure on; ``t_ms`` = mono - failure, in ms
     load_ms: dict[str, list[float]]  # variant -> agent-measured load times (every load seen)
     start_s: float = 0.0  # cluster start-up
     observe_s: float = 0.0  # failure -> settled and quiet
     timed_out: list[str] = field(default_factory=list)
+    injections: list[Injection] = field(default_factory=list, repr=False)
 
     def measured_load_ms(self) -> dict[str, float]:
         """variant -> median measured load time (ms)."""
@@ -99,7 +88,7 @@ class RealRun:
         return measured_timings(self.events, self.failed_nodes)
 
     def mttr_mean_ms(self) -> float | None:
-        values = [a.mttr_ms for a in self.apps.values() if a.mttr_ms is not None]
+        values = [a["mttr_ms"] for a in self.apps.values() if a["mttr_ms"] is not None]
         return round(statistics.fmean(values), 3) if values else None
 
     def to_json(self) -> dict[str, Any]:
@@ -109,10 +98,11 @@ class RealRun:
             "start_s": self.start_s,
             "observe_s": self.observe_s,
             "mttr_mean_ms": self.mttr_mean_ms(),
-            "apps": {a: r.to_json() for a, r in sorted(self.apps.items())},
+            "apps": dict(sorted(self.apps.items())),
             "plan_before": self.plan_before,
             "plan_after": self.plan_after,
             "nodes": self.nodes,
+            "registered": self.registered,
             "measured_load_ms": self.measured_load_ms(),
             "timings": self.timings(),
             "profiles": [p.model_dump() for p in self.profiles],
@@ -279,7 +269,7 @@ async def _observe(
             for node in failed:
                 cluster.kill_node(node, KINDS[kind])
             say(f"{kind} {', '.join(failed)}: {len(affected)} apps affected ({', '.join(affected)})")
-            settled = await _until_settled(
+            settled, settled_until = await _until_settled(
                 cluster,
                 cursor,
                 probes,
@@ -298,8 +288,21 @@ async def _observe(
                 await workload.stop()
     plan_after = await asyncio.to_thread(_get, cluster, "/v1/plan")
     apps_after = {a["name"]: a for a in await asyncio.to_thread(cluster.apps)}
-    records = [r for rs in probes.records.values() for r in rs]
-    apps = _outcomes(affected, before, failed, failed_at, until, events, records, probes.records, settled)
+    alive = {n["id"] for n in await asyncio.to_thread(cluster.nodes) if n["state"] == "alive"}
+    injections = _injections(
+        failed,
+        kind,
+        failed_at,
+        settled_until,
+        before,
+        apps_after,
+        plan_after,
+        alive,
+        events,
+        probes.records,
+        settled,
+    )
+    apps = _app_records(injections, [] if workload is None else list(workload.records), events)
     loads: dict[str, list[float]] = {}
     for e in [*history, *events]:
         if e["kind"] == "load_finished" and isinstance(e.get("ms"), int | float):
@@ -310,10 +313,12 @@ async def _observe(
         kind=kind,
         profiles=profiles,
         nodes=node_view,
+        registered=list(dict.fromkeys(e["node"] for e in history if e["kind"] == "node_registered")),
         plan_before=plan_before,
         plan_after=plan_after,
         apps_after=apps_after,
         apps=apps,
+        injections=injections,
         events=[
             {**{k: v for k, v in e.items() if k not in ("ts", "id")}, "t_ms": _ms(e["mono"] - failed_at)}
             for e in events
@@ -335,7 +340,7 @@ async def _until_settled(
     failed_at: float,
     timeout_s: float,
     quiet_s: float,
-) -> dict[str, Settled]:
+) -> tuple[dict[str, Settled], float]:
     """Poll events and the apps view until each affected app settled (or the timeout)."""
     settled: dict[str, Settled] = {}
     affected = sorted(homes)
@@ -364,7 +369,7 @@ async def _until_settled(
     end = time.monotonic()
     for app in affected:
         settled.setdefault(app, Settled(app, "timeout", end, None, None, None))
-    return settled
+    return settled, end
 
 
 async def _until_calm(
@@ -384,60 +389,69 @@ async def _until_calm(
         await asyncio.sleep(0.05)
 
 
-def _outcomes(
-    affected: list[str],
-    before: Mapping[str, Mapping[str, Any]],
+def _injections(
     failed: tuple[str, ...],
+    kind: str,
     failed_at: float,
     until: float,
+    before: Mapping[str, Mapping[str, Any]],
+    after: Mapping[str, Mapping[str, Any]],
+    plan_after: Mapping[str, Any],
+    alive: set[str],
     events: list[dict[str, Any]],
-    records: list[RequestRecord],
     probes: Mapping[str, list[RequestRecord]],
     settled: Mapping[str, Settled],
-) -> dict[str, RealApp]:
-    modes = {a: ((before[a].get("backup") or {}).get("mode") or "none") for a in affected}
-    out: dict[str, RealApp] = {}
-    for app in affected:
-        node = before[app]["node"]
-        s = settled[app]
-        po = probe_outcome(
-            probes[app],
-            app=app,
-            failed_node=node,
-            failed_at=failed_at,
-            until=until,
-            settled_variant=s.variant,
+) -> list[Injection]:
+    """The failover benchmark's record of the failure, one per failed node (as it injects them)."""
+    share, bare = protected_share(
+        plan_after.get("plan") or [], list(after.values()), alive, plan_after.get("shared") or []
+    )
+    out = []
+    for node in failed:
+        mine = sorted(a for a, v in before.items() if v["node"] == node)
+        out.append(
+            Injection(
+                node=node,
+                kind=kind,
+                failed_at=failed_at,
+                until=until,
+                before={a: dict(v) for a, v in before.items()},
+                after={a: dict(v) for a, v in after.items()},
+                affected=mine,
+                probes={a: list(probes[a]) for a in mine},
+                settled={a: settled[a] for a in mine},
+                events=[e for e in events if e.get("mono", 0.0) <= until],
+                protected_after=share,
+                extra={"unprotected_after": bare},
+            )
         )
-        ph = phases.app_phases(
-            app,
-            phases.Failure(node, "crash", failed_at),
-            events,
-            records,
-            until=until,
-            mode=modes[app],
-            final_variant=s.variant,
-        )
-        recovered_ev = next(
-            (
-                e
-                for e in events
-                if e["kind"] == "app_recovered" and e.get("app") == app and e["mono"] >= failed_at
-            ),
-            None,
-        )
-        out[app] = RealApp(
-            app=app,
-            mode=modes[app],
-            recovered=po.mttr_ms is not None,
-            first_node=po.first_node,
-            first_variant=po.first_variant,
-            settled_node=s.node,
-            settled_variant=s.variant,
-            settled_by=s.by,
-            mttr_ms=po.mttr_ms,
-            recovery_ms=None if recovered_ev is None else recovered_ev.get("recovery_ms"),
-            phases_ms={k: None if v is None else round(v, 3) for k, v in ph.phases().items()},
-        )
+    return out
+
+
+def _app_records(
+    injections: list[Injection], workload: list[RequestRecord], events: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per affected app, ``injection_apps``' record plus the controller's recovery_ms and the node
+    of the settled answer (the simulator's result is read through the same function)."""
+    out: dict[str, dict[str, Any]] = {}
+    for inj in injections:
+        weights = {a: float(v["spec"].get("weight", 1.0)) for a, v in inj.before.items()}
+        for rec in injection_apps(inj, workload, weights):
+            app = rec["app"]
+            recovered = next(
+                (
+                    e
+                    for e in events
+                    if e["kind"] == "app_recovered" and e.get("app") == app and e["mono"] >= inj.failed_at
+                ),
+                None,
+            )
+            out[app] = {
+                **rec,
+                "failed_node": inj.node,
+                "settled_node": inj.settled[app].node,
+                "recovery_ms": None if recovered is None else recovered.get("recovery_ms"),
+            }
     return out
 
 

@@ -1,0 +1,177 @@
+"""faillite sim validate: the comparison on hand-made outcomes, and one real small validation run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from faillite.launch.config import load_cluster_config
+from faillite.sim.failures import FailureSpecError
+from faillite.sim.real import default_victim, run_real
+from faillite.sim.validate import (
+    MTTR_TOLERANCE,
+    Outcome,
+    Side,
+    ValidationReport,
+    against,
+    compare,
+    failure_nodes,
+    mttr_ratio,
+    render,
+)
+
+PLAN = [
+    {
+        "app": "a",
+        "primary_node": "n2",
+        "primary_variant": "big",
+        "backup": {"node": "n3", "variant": "small", "mode": "warm"},
+    },
+    {"app": "b", "primary_node": "n3", "primary_variant": "big", "backup": None},
+]
+SHARED = [{"node": "n3", "family": "f", "variant": "tiny", "apps": ["b", "a"]}]
+
+
+def _side(name: str, **changes: object) -> Side:
+    apps = {
+        "a": Outcome("a", True, "n2", "small", "n2", "big", 40.0),
+        "b": Outcome("b", True, "n3", "big", "n3", "big", 20.0),
+    }
+    for key, value in changes.items():
+        app, field = key.split("__")
+        apps[app] = Outcome(**{**apps[app].__dict__, field: value})
+    return Side(name, apps, PLAN, SHARED)
+
+
+def test_identical_sides_match() -> None:
+    assert compare(_side("sim"), _side("real")) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"a__recovered": False}, "a: recovered in sim False, in real True"),
+        ({"a__first_variant": "big"}, "a: first variant sim big, real small"),
+        ({"b__settled_node": "n1"}, "b: settled node sim n1, real n3"),
+        ({"b__settled_variant": "small"}, "b: settled variant sim small, real big"),
+    ],
+)
+def test_each_outcome_mismatch_is_named(change: dict[str, object], expected: str) -> None:
+    assert compare(_side("sim", **change), _side("real")) == [expected]
+
+
+def test_mttr_is_not_part_of_the_match_but_of_the_ratio() -> None:
+    sim, real = _side("sim", a__mttr_ms=80.0), _side("real")
+    assert compare(sim, real) == []
+    assert mttr_ratio(sim, real) == pytest.approx((80 + 20) / 2 / 30, abs=1e-4)
+
+
+def test_ratio_counts_recovered_apps_only_and_none_without_any() -> None:
+    sim = _side("sim", a__recovered=False, a__mttr_ms=None)
+    assert sim.mttr_mean_ms() == 20.0
+    nothing = _side("sim", a__recovered=False, b__recovered=False)
+    assert mttr_ratio(nothing, _side("real")) is None
+
+
+def test_placement_and_shared_fallback_mismatches() -> None:
+    moved = [dict(PLAN[0], backup={"node": "n1", "variant": "small", "mode": "cold"}), PLAN[1]]
+    sim = Side("sim", _side("sim").apps, moved, [])
+    diffs = compare(sim, _side("real"))
+    assert diffs == [
+        "a: final placement sim big@n2, cold backup small@n1; real big@n2, warm backup small@n3",
+        "shared fallback tiny@n3 for a, b only in real",
+    ]
+
+
+def test_affected_sets_differ() -> None:
+    real = _side("real")
+    sim = Side("sim", {"a": real.apps["a"]}, PLAN, SHARED)
+    assert compare(sim, real) == ["affected apps differ: only in sim -, only in real ['b']"]
+
+
+def test_report_json_and_render() -> None:
+    sim, real = _side("sim", b__settled_variant="small", b__mttr_ms=30.0), _side("real")
+    report = ValidationReport(
+        "c.yaml", {"nodes": ["n1"], "kind": "crash"}, "faillite", 0, sim, real, compare(sim, real)
+    )
+    doc = json.loads(json.dumps(report.to_json()))
+    assert {"match", "mttr_ratio", "sim", "real", "differences"} <= set(doc)
+    assert doc["match"] is False and doc["differences"] == ["b: settled variant sim small, real big"]
+    assert doc["mttr_ratio"] == pytest.approx(35 / 30, abs=1e-4)
+    assert doc["mttr_within_25pct"] is (abs(35 / 30 - 1) <= MTTR_TOLERANCE)
+    text = render(report)
+    assert "small / big *" in text and "MISMATCH (1)" in text and "ratio 1.17" in text
+
+
+def test_default_victim_most_apps_then_cold_then_id() -> None:
+    apps = [
+        {"node": "n1", "backup": {"mode": "warm"}},
+        {"node": "n1", "backup": {"mode": "cold"}},
+        {"node": "n2", "backup": {"mode": "cold"}},
+        {"node": "n2", "backup": None},
+        {"node": "n3", "backup": None},
+    ]
+    assert default_victim(apps, ["n1", "n2", "n3"]) == "n2"
+    assert default_victim(apps[:2] + apps[4:], ["n1", "n3"]) == "n1"
+
+
+def _write(tmp_path: Path, doc: dict[str, object]) -> Path:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_failure_spec_is_one_event(tmp_path: Path) -> None:
+    doc = {
+        "nodes": [{"id": f"n{i}", "memory": "8MiB", "domain": "r1" if i < 3 else "r2"} for i in range(1, 5)],
+        "apps": [],
+    }
+    config = load_cluster_config(_write(tmp_path, doc))
+    assert failure_nodes(config, None) is None
+    assert failure_nodes(config, "node:n2") == (("n2",), "crash")
+    assert failure_nodes(config, "domain:r1,kind=hang") == (("n1", "n2"), "hang")
+    with pytest.raises(FailureSpecError, match="one failure event"):
+        failure_nodes(config, "node:n1+node:n2,at=5")
+    with pytest.raises(FailureSpecError, match="repair"):
+        failure_nodes(config, "node:n1,repair=5")
+
+
+SMALL = {
+    "nodes": [{"id": f"n{i}", "memory": "4MiB"} for i in (1, 2, 3)],
+    "apps": [
+        {"name": "door", "family": "digits", "slo_ms": 20, "critical": True, "weight": 3, "node": "n1"},
+        {"name": "meter", "family": "digits", "slo_ms": 20, "node": "n1"},
+        {"name": "forms", "family": "digits", "slo_ms": 20, "node": "n2"},
+        {"name": "mail", "family": "digits", "slo_ms": 20, "node": "n3"},
+    ],
+    "gateway": False,
+}
+
+
+@pytest.mark.integration
+def test_real_small_validation_detects_a_policy_mismatch(tmp_path: Path) -> None:
+    """A real 3-node cluster (controller and agent processes, the digits ONNX models): n1, which
+    serves two apps, is SIGKILLed. The same run compared with the simulator under the cluster's
+    policy gives a complete report; compared with a simulator run under policy ``none`` (no
+    backups planned), the placements must be reported as different."""
+    config = load_cluster_config(_write(tmp_path, SMALL))
+    run = run_real(config, tmp_path / "work", nodes=("n1",))
+    assert run.failed_nodes == ("n1",)
+    assert sorted(run.apps) == ["door", "meter"]
+    assert all(a["recovered"] and a["mttr_ms"] is not None for a in run.apps.values())
+    assert any(p["backup"] is not None for p in run.plan_after["plan"])  # so policy none must differ
+
+    report = against(run, config="small.yaml", seed=0)
+    doc = json.loads(json.dumps(report.to_json()))
+    assert {"match", "mttr_ratio", "sim", "real", "differences"} <= set(doc)
+    assert doc["match"] is (doc["differences"] == [])
+    assert set(doc["sim"]["apps"]) == set(doc["real"]["apps"]) == {"door", "meter"}
+    assert doc["real"]["mttr_mean_ms"] == run.mttr_mean_ms()
+
+    other = against(run, config="small.yaml", seed=0, policy="none")
+    assert not other.match
+    assert any("final placement" in d for d in other.differences)
+    assert "MISMATCH" in render(other)
