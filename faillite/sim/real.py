@@ -41,6 +41,7 @@ from faillite.bench.failover.settle import Settled, settled_app
 from faillite.bench.load import RequestRecord
 from faillite.bench.openloop import OpenLoopLoad
 from faillite.bench.probe import ProbeStreams
+from faillite.bench.stats import percentile
 from faillite.client.failover import Client
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.config import ClusterConfig
@@ -84,8 +85,18 @@ class RealRun:
 
     def timings(self) -> dict[str, Any]:
         """What the controller and agents took after the failure, from the events (ms): the
-        quantities the simulator's timing model has constants for (``SimTiming``)."""
-        return measured_timings(self.events, self.failed_nodes)
+        quantities the simulator's timing model has constants for (``SimTiming``), and the
+        probes' answer times before the failure (``answer_p50``/``answer_p99`` by app: the client's
+        hedge delay is max(3 x p50, p99) of them)."""
+        before: dict[str, list[float]] = {}
+        for inj in self.injections:
+            for app, records in inj.probes.items():
+                before[app] = [(r.end - r.start) * 1000 for r in records if r.ok and r.end < inj.failed_at]
+        return {
+            **measured_timings(self.events, self.failed_nodes),
+            "answer_p50": {a: _pct(v, 50) for a, v in sorted(before.items())},
+            "answer_p99": {a: _pct(v, 99) for a, v in sorted(before.items())},
+        }
 
     def mttr_mean_ms(self) -> float | None:
         values = [a["mttr_ms"] for a in self.apps.values() if a["mttr_ms"] is not None]
@@ -468,6 +479,11 @@ def _inputs(cluster: LocalCluster) -> dict[str, dict[str, np.ndarray]]:
             shape = tuple(1 if d < 0 else d for d in spec.shape)
             feeds[app.name] = {spec.name: rng.random(shape, dtype=np.float32)}
     return feeds
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    p = percentile(values, q)
+    return None if p is None else round(p, 3)
 
 
 def _ms(seconds: float) -> float:

@@ -198,11 +198,6 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _pair(a: Any, b: Any) -> str:
-    mark = "" if a == b else " *"
-    return f"{_cell(a)} / {_cell(b)}{mark}"
-
-
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     rows = [list(r) for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
@@ -210,28 +205,37 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
+def _at(variant: str | None, node: str | None) -> str | None:
+    return None if variant is None else f"{variant}@{node}"
+
+
+_PHASES = ("detect", "decide", "load", "publish", "answer")
+
+
 def render(report: ValidationReport) -> str:
-    """Sim and real side by side: per failed app, then the placements, then the verdict
-    (``a / b``: sim / real; ``*`` marks a mismatch)."""
+    """Sim and real side by side: per failed app a sim row and a real row (``*``: the real value
+    differs), with MTTR and its phases; then the placements, then the verdict."""
     sim, real = report.sim, report.real
     nodes = ", ".join(report.failure.get("nodes", []))
     out = [f"{report.failure.get('kind', 'crash')} {nodes} (policy {report.policy}, seed {report.seed})", ""]
     rows = []
     for app in sorted(set(sim.apps) | set(real.apps)):
         s, r = sim.apps.get(app), real.apps.get(app)
-        get = lambda o, k: None if o is None else getattr(o, k)  # noqa: E731
-        rows.append(
-            [
-                app,
-                _pair(get(s, "recovered"), get(r, "recovered")),
-                _pair(get(s, "first_variant"), get(r, "first_variant")),
-                _pair(get(s, "settled_variant"), get(r, "settled_variant")),
-                _pair(get(s, "settled_node"), get(r, "settled_node")),
-                f"{_cell(get(s, 'mttr_ms'))} / {_cell(get(r, 'mttr_ms'))}",
+        cells: dict[str, list[Any]] = {}
+        for side, o in (("sim", s), ("real", r)):
+            cells[side] = [
+                None if o is None else o.recovered,
+                None if o is None else _at(o.first_variant, o.first_node),
+                None if o is None else _at(o.settled_variant, o.settled_node),
             ]
-        )
-    header = ["app", "recovered", "first variant", "settled variant", "node", "MTTR ms"]
-    out += _table([*header[:1], *(f"{h} sim/real" for h in header[1:])], rows)
+        mark = ["" if a == b else " *" for a, b in zip(cells["sim"], cells["real"], strict=True)]
+        for side, o in (("sim", s), ("real", r)):
+            shown = [_cell(v) + (m if side == "real" else "") for v, m in zip(cells[side], mark, strict=True)]
+            times = [_cell(None if o is None else o.mttr_ms)]
+            times += [_cell(None if o is None else o.phases_ms.get(p)) for p in _PHASES]
+            rows.append([app if side == "sim" else "", side, *shown, *times])
+    header = ["app", "", "recovered", "first answer", "settled", "MTTR ms", *_PHASES]
+    out += _table(header, rows)
     out += ["", "final placements (sim / real):"]
     splan = {p["app"]: _placement(p) for p in sim.plan}
     rplan = {p["app"]: _placement(p) for p in real.plan}

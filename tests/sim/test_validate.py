@@ -103,7 +103,7 @@ def test_report_json_and_render() -> None:
     assert doc["mttr_ratio"] == pytest.approx(35 / 30, abs=1e-4)
     assert doc["mttr_within_25pct"] is (abs(35 / 30 - 1) <= MTTR_TOLERANCE)
     text = render(report)
-    assert "small / big *" in text and "MISMATCH (1)" in text and "ratio 1.17" in text
+    assert "big@n3 *" in text and "MISMATCH (1)" in text and "ratio 1.17" in text
 
 
 def test_default_victim_most_apps_then_cold_then_id() -> None:
