@@ -112,28 +112,70 @@ def counting_reasons(ctx: Context) -> list[str]:
     if not ctx.rules.require_backup:
         return []
     out: list[str] = []
+    on_node: dict[int, list[int]] = defaultdict(list)  # node -> apps with their primary given there
+    for i, a in enumerate(ctx.apps):
+        if a.primary_node is not None:
+            on_node[ctx.node_index[a.primary_node]].append(i)
+    room = [max(0, n.memory_bytes - ctx.fixed_mem[k]) for k, n in enumerate(ctx.nodes)]
+    total = sum(room)
+    smallest = _SmallestBackup(ctx)
     for sc in ctx.scenarios:
-        failed = {ctx.node_index[x] for x in sc.failed}
-        apps = [
-            i
-            for i, a in enumerate(ctx.apps)
-            if a.primary_node is not None and ctx.node_index[a.primary_node] in failed
-        ]
+        failed = sorted({ctx.node_index[x] for x in sc.failed})
+        apps = sorted(i for n in failed for i in on_node[n])
         if not apps:
             continue
-        need = 0
-        for i in apps:
-            p = ctx.node_index[ctx.apps[i].primary_node or ""]
-            need += min((c.mem for c in ctx.candidates(i, p)), default=0)
-        free = sum(
-            max(0, n.memory_bytes - ctx.fixed_mem[k]) for k, n in enumerate(ctx.nodes) if k not in failed
-        )
+        need = sum(smallest.of(i, ctx.node_index[ctx.apps[i].primary_node or ""]) for i in apps)
+        free = total - sum(room[n] for n in failed)
         if need > free:
             out.append(
                 f"{sc.describe()}: its {len(apps)} apps need at least {gib(need)} of backups, "
                 f"the surviving nodes have {gib(free)} free after primaries"
             )
     return out
+
+
+class _SmallestBackup:
+    """The least memory any backup candidate of an app takes (``min(c.mem for c in
+    ctx.candidates(i, p))``, 0 without one), found without listing every node's candidates:
+    options in order of memory, nodes in order of memory left, first fit wins."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.memo: dict[tuple[int, int], int] = {}
+        by_speed: dict[float, list[int]] = defaultdict(list)
+        for k, n in enumerate(ctx.nodes):
+            by_speed[n.speed].append(k)
+        self.left = [
+            (n.memory_bytes - ctx.fixed_mem[k], n.capacity_mc - ctx.fixed_mc[k])
+            for k, n in enumerate(ctx.nodes)
+        ]
+        self.by_speed = {s: sorted(ks, key=lambda k: -self.left[k][0]) for s, ks in by_speed.items()}
+
+    def of(self, i: int, p: int) -> int:
+        key = (i, p)
+        if key not in self.memo:
+            self.memo[key] = self._find(i, p)
+        return self.memo[key]
+
+    def _find(self, i: int, p: int) -> int:
+        ctx = self.ctx
+        kept = ctx.kept_candidate(i, p)
+        if kept is not None:
+            return kept.mem
+        best: int | None = None
+        group, gp, left = ctx.group, ctx.group[p], self.left
+        for speed, nodes in self.by_speed.items():
+            for c in sorted(ctx._options(i, speed, True), key=lambda c: c.mem):
+                if best is not None and c.mem >= best:
+                    break
+                for n in nodes:
+                    mem_left, mc_left = left[n]
+                    if mem_left < c.mem:
+                        break
+                    if group[n] != gp and c.demand_mc <= mc_left:
+                        best = c.mem
+                        break
+        return 0 if best is None else best
 
 
 @dataclass(frozen=True)

@@ -207,8 +207,9 @@ class _Greedy:
         order = self._order if len(self.ctx.nodes) > self.scan else range(len(self.ctx.nodes))
         return [n for n in order if group[n] != gp]
 
-    def pick(self, i: int, *, cheapest: bool = False) -> Candidate | None:
-        """The best (or cheapest) backup of app i that fits now, on the best node for it."""
+    def pick(self, i: int, *, cheapest: bool = False, wide: bool = False) -> Candidate | None:
+        """The best (or cheapest) backup of app i that fits now, on the best node for it.
+        ``wide``: when the pool has no room, look at every node (the app has no backup)."""
         ctx, st = self.ctx, self.st
         p = st.primary[i]
         assert p is not None
@@ -219,7 +220,7 @@ class _Greedy:
         if not pool:
             return None
         best = self._best(i, p, pool, cheapest)
-        if best is None and len(ctx.nodes) > self.scan:
+        if best is None and wide and len(ctx.nodes) > self.scan:
             # the pool (the nodes with most memory free, before cold reservations) is full:
             # look at every node before leaving the app without a backup
             best = self._best(i, p, self.everywhere(i), cheapest)
@@ -282,7 +283,7 @@ class _Greedy:
             return (not kept, not warm_only, -min((v.memory_bytes for v in ctx.allowed[i]), default=0))
 
         for i in sorted(range(len(ctx.apps)), key=difficulty):
-            c = self.pick(i, cheapest=True)
+            c = self.pick(i, cheapest=True, wide=True)
             if c is not None:
                 self.st.add(c)
 
@@ -301,7 +302,7 @@ class _Greedy:
                 if cur is not None and ctx.keep and cur == ctx.kept_candidate(i, cur.primary):
                     continue  # a kept backup stays: pick would return it, no better than itself
                 old = st.remove(i)
-                new = self.pick(i)
+                new = self.pick(i, wide=old is None)
                 if new is None or (old is not None and _key(new) <= _key(old)):
                     new = old
                 else:

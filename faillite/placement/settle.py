@@ -72,11 +72,15 @@ def settle(
         key=lambda a: (-_gain(inst, current[a], home[a]), a),
     )
     settled.extend(sorted(a for a in set(apps) if a not in order))
+    primaries = _Primaries(inst) if order else None
     for name in order:
         app = current[name]
         options = _better(inst, app, home[name])
         found = None
         for v in options:
+            assert primaries is not None
+            if not primaries.may_place(app, v, holding):
+                continue  # the planner would find no room for the climbed primary (saves its call)
             trial = _with_climb(inst, current, app, v, holding)
             # First with every backup where it is (cheapest to carry out), then letting cold
             # reservations move or shrink around the warm backups.
@@ -101,6 +105,8 @@ def settle(
         asg = new_plan.by_app()[name]
         climbs.append(Climb(name, app.primary_node or "", app.primary_variant, asg.primary_node, v.name))
         current[name] = dataclasses.replace(app, primary_node=asg.primary_node, primary_variant=v.name)
+        assert primaries is not None
+        primaries.move(app, current[name])
         inst = dataclasses.replace(inst, apps=tuple(current[a.name] for a in inst.apps))
         # its old variant stays loaded until its switch: later climbs of this pass load beside it
         old = inst.family(app.family).variant(app.primary_variant)
@@ -150,3 +156,56 @@ def _protected(plan: Plan) -> set[str]:
 
 def _backups(plan: Plan, mode: Mode | None = None) -> dict[str, Backup]:
     return {a.app: a.backup for a in plan if a.backup is not None and mode in (None, a.backup.mode)}
+
+
+class _Primaries:
+    """Memory and compute of the pinned primaries per node, to tell at once when the planner's
+    own static check (``explain.static_reasons``, primaries part) would refuse a climb's trial
+    instance; ``make_plan`` would then return no plan, so the call is skipped."""
+
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        self.nodes = {n.id: n for n in inst.nodes}
+        self.mem: dict[str, int] = dict.fromkeys(self.nodes, 0)
+        self.mc: dict[str, int] = dict.fromkeys(self.nodes, 0)
+        self.slo_missed = False
+        for a in inst.apps:
+            if a.primary_node is not None:
+                self._count(a, 1)
+                v = inst.variant(a.family, a.primary_variant)
+                self.slo_missed |= v.latency_on(self.nodes[a.primary_node]) > a.slo_ms
+
+    def _count(self, a: App, sign: int) -> None:
+        if a.primary_node is None:
+            return
+        node = self.nodes[a.primary_node]
+        v = self.inst.variant(a.family, a.primary_variant)
+        self.mem[node.id] += sign * v.memory_bytes
+        self.mc[node.id] += sign * v.demand_mc(a.request_rate, node)
+
+    def move(self, old: App, new: App) -> None:
+        self._count(old, -1)
+        self._count(new, 1)
+
+    def may_place(self, app: App, v: Variant, holding: Mapping[str, int]) -> bool:
+        """False when the trial of ``app`` on ``v`` (``_with_climb``) has a static reason."""
+        if self.slo_missed:
+            return False
+        old = self.inst.variant(app.family, app.primary_variant)
+        held = dict(holding)
+        held[app.primary_node or ""] = held.get(app.primary_node or "", 0) + old.memory_bytes
+        self._count(app, -1)  # unpinned in the trial
+        try:
+            for node_id, n in self.nodes.items():
+                budget = n.memory_bytes - held.get(node_id, 0)
+                over = self.mem[node_id] > budget or self.mc[node_id] > n.capacity_mc
+                if over and (self.mem[node_id] or self.mc[node_id]):  # nodes with primaries only
+                    return False
+            return any(
+                v.latency_on(n) <= app.slo_ms
+                and self.mem[node_id] + v.memory_bytes <= n.memory_bytes - held.get(node_id, 0)
+                and self.mc[node_id] + v.demand_mc(app.request_rate, n) <= n.capacity_mc
+                for node_id, n in self.nodes.items()
+            )
+        finally:
+            self._count(app, 1)
