@@ -41,7 +41,6 @@ from faillite.bench.failover.settle import Settled, settled_app
 from faillite.bench.load import RequestRecord
 from faillite.bench.openloop import OpenLoopLoad
 from faillite.bench.probe import ProbeStreams
-from faillite.bench.stats import percentile
 from faillite.client.failover import Client
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.config import ClusterConfig
@@ -49,7 +48,7 @@ from faillite.launch.http import http_json
 from faillite.profiler.format import VariantProfile, load_profiles
 from faillite.zoo import digits
 
-__all__ = ["KINDS", "RealRun", "default_victim", "measured_timings", "run_real"]
+__all__ = ["KINDS", "RealRun", "default_victim", "run_real"]
 
 #: failure kind -> signal (the simulator's FailureEvent kinds)
 KINDS: dict[str, signal.Signals] = {"crash": signal.SIGKILL, "hang": signal.SIGSTOP}
@@ -83,21 +82,6 @@ class RealRun:
         """variant -> median measured load time (ms)."""
         return {v: round(statistics.median(ms), 3) for v, ms in sorted(self.load_ms.items()) if ms}
 
-    def timings(self) -> dict[str, Any]:
-        """What the controller and agents took after the failure, from the events (ms): the
-        quantities the simulator's timing model has constants for (``SimTiming``), and the
-        probes' answer times before the failure (``answer_p50``/``answer_p99`` by app: the client's
-        hedge delay is max(3 x p50, p99) of them)."""
-        before: dict[str, list[float]] = {}
-        for inj in self.injections:
-            for app, records in inj.probes.items():
-                before[app] = [(r.end - r.start) * 1000 for r in records if r.ok and r.end < inj.failed_at]
-        return {
-            **measured_timings(self.events, self.failed_nodes),
-            "answer_p50": {a: _pct(v, 50) for a, v in sorted(before.items())},
-            "answer_p99": {a: _pct(v, 99) for a, v in sorted(before.items())},
-        }
-
     def mttr_mean_ms(self) -> float | None:
         values = [a["mttr_ms"] for a in self.apps.values() if a["mttr_ms"] is not None]
         return round(statistics.fmean(values), 3) if values else None
@@ -115,61 +99,10 @@ class RealRun:
             "nodes": self.nodes,
             "registered": self.registered,
             "measured_load_ms": self.measured_load_ms(),
-            "timings": self.timings(),
             "profiles": [p.model_dump() for p in self.profiles],
             "timed_out": self.timed_out,
             "events": self.events,
         }
-
-
-def measured_timings(events: Sequence[Mapping[str, Any]], failed: Sequence[str]) -> dict[str, Any]:
-    """From ``RealRun.events`` (``t_ms`` after the failure), in ms:
-    - ``node_dead``: the controller's verdict (a crash: its agent connection closed);
-    - ``warm_switch``: node_dead -> each warm-backed app's route_changed, by app;
-    - ``recovery_plan``: node_dead -> the first load of a recovery program (not a warm backup's
-      re-protection load);
-    - ``loads``: each load after the failure, load_started -> load_finished, with its reason and
-      the agent's own measurement (``agent_ms``);
-    - ``publish``: a load_finished -> the route_changed to that replica."""
-    evs = sorted(events, key=lambda e: e["t_ms"])
-    dead = [e["t_ms"] for e in evs if e["kind"] == "node_dead" and e.get("node") in failed]
-    t_dead = min(dead) if dead else None
-    warm: dict[str, float] = {}
-    loads: list[dict[str, Any]] = []
-    publish: list[float] = []
-    started: dict[tuple[Any, ...], dict[str, Any]] = {}
-    finished: dict[tuple[Any, ...], float] = {}
-    for e in evs:
-        key = (e.get("app"), e.get("node"), e.get("variant"))
-        if e["kind"] == "route_changed" and e.get("reason") == "warm backup" and t_dead is not None:
-            warm.setdefault(e["app"], round(e["t_ms"] - t_dead, 3))
-        elif e["kind"] == "route_changed" and key in finished:
-            publish.append(round(e["t_ms"] - finished.pop(key), 3))
-        elif e["kind"] == "load_started":
-            started.setdefault(key, e)
-        elif e["kind"] == "load_failed":
-            started.pop(key, None)
-        elif e["kind"] == "load_finished" and key in started:
-            first = started.pop(key)
-            finished[key] = e["t_ms"]
-            loads.append(
-                {
-                    "app": key[0],
-                    "node": key[1],
-                    "variant": key[2],
-                    "reason": first.get("reason"),
-                    "ms": round(e["t_ms"] - first["t_ms"], 3),
-                    "agent_ms": e.get("ms"),
-                }
-            )
-    programs = [e["t_ms"] for e in evs if e["kind"] == "load_started" and e.get("reason") != "warm backup"]
-    return {
-        "node_dead": t_dead,
-        "warm_switch": warm,
-        "recovery_plan": None if not programs or t_dead is None else round(min(programs) - t_dead, 3),
-        "loads": loads,
-        "publish": publish,
-    }
 
 
 def default_victim(apps: Sequence[Mapping[str, Any]], nodes: Sequence[str]) -> str:
@@ -479,11 +412,6 @@ def _inputs(cluster: LocalCluster) -> dict[str, dict[str, np.ndarray]]:
             shape = tuple(1 if d < 0 else d for d in spec.shape)
             feeds[app.name] = {spec.name: rng.random(shape, dtype=np.float32)}
     return feeds
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    p = percentile(values, q)
-    return None if p is None else round(p, 3)
 
 
 def _ms(seconds: float) -> float:

@@ -22,6 +22,7 @@ from faillite.sim.validate import (
     mttr_ratio,
     render,
 )
+from faillite.sim.validate.calibrate import measured_timings
 
 PLAN = [
     {
@@ -175,3 +176,59 @@ def test_real_small_validation_detects_a_policy_mismatch(tmp_path: Path) -> None
     assert not other.match
     assert any("final placement" in d for d in other.differences)
     assert "MISMATCH" in render(other)
+
+
+def test_measured_timings_from_events() -> None:
+    events = [
+        {"kind": "node_dead", "node": "n1", "t_ms": 18.0},
+        {
+            "kind": "route_changed",
+            "app": "a",
+            "node": "n2",
+            "variant": "v",
+            "reason": "warm backup",
+            "t_ms": 19.0,
+        },
+        {
+            "kind": "load_started",
+            "app": "b",
+            "node": "n3",
+            "variant": "w",
+            "reason": "planned cold backup",
+            "t_ms": 30.0,
+        },
+        {"kind": "load_finished", "app": "b", "node": "n3", "variant": "w", "ms": 39.5, "t_ms": 70.0},
+        {
+            "kind": "route_changed",
+            "app": "b",
+            "node": "n3",
+            "variant": "w",
+            "reason": "planned cold backup",
+            "t_ms": 70.5,
+        },
+        # a refused re-protection load, retried: the retry is the one timed
+        {
+            "kind": "load_started",
+            "app": "c",
+            "node": "n2",
+            "variant": "x",
+            "reason": "warm backup",
+            "t_ms": 300.0,
+        },
+        {"kind": "load_failed", "app": "c", "node": "n2", "variant": "x", "t_ms": 304.0},
+        {
+            "kind": "load_started",
+            "app": "c",
+            "node": "n2",
+            "variant": "x",
+            "reason": "warm backup",
+            "t_ms": 1300.0,
+        },
+        {"kind": "load_finished", "app": "c", "node": "n2", "variant": "x", "ms": 9.0, "t_ms": 1310.0},
+    ]
+    t = measured_timings(events, ("n1",))
+    assert t["node_dead"] == 18.0
+    assert t["warm_switch"] == {"a": 1.0}
+    assert t["recovery_plan"] == 12.0  # node_dead -> the first load not for a warm backup
+    assert t["publish"] == [0.5]
+    assert [(x["app"], x["ms"], x["agent_ms"]) for x in t["loads"]] == [("b", 40.0, 39.5), ("c", 10.0, 9.0)]
