@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from faillite.plancheck import check
+from faillite.sim.generate import generate_cluster, write_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -110,3 +111,36 @@ def test_the_command_offers_exactly_the_planner_methods_and_policies() -> None:
 
     assert set(METHODS) == {m.value for m in Method}
     assert set(POLICIES) == {p.value for p in Policy}
+
+
+def test_a_generated_cluster_file_plans_without_apps_file(tmp_path: Path) -> None:
+    path = tmp_path / "gen.yaml"
+    write_cluster(generate_cluster(12, 40, seed=3, domain_size=3, spare=0.5), path)
+    r = faillite("plan", "--cluster", str(path), "--json", "--method", "greedy")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert len(doc["apps"]) == 40 and doc["method"] == "greedy" and doc["policy"] == "faillite"
+    assert check(doc).violations == []
+    # the file's controller section picks the method and policy when the command does not
+    r = faillite("plan", "--cluster", str(path), "--json", "--policy", "full-cold")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["method"] == "exact" and doc["policy"] == "full-cold"
+
+
+def test_cluster_file_without_apps_needs_apps_file(tmp_path: Path) -> None:
+    r = faillite("plan", "--cluster", str(EXAMPLES / "cluster.yaml"))
+    assert r.returncode == 2
+    assert "cluster.yaml" in r.stderr and "--apps" in r.stderr and "Traceback" not in r.stderr
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("nodes:\n  - {id: a, memory: 64MiB}\n  - {id: b, memory: 64MiB}\n")
+    r = faillite("plan", "--cluster", str(bare))
+    assert r.returncode == 2 and "lists no apps" in r.stderr and "--apps" in r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "nodes:\n  - {id: a, memory: 64MiB}\n  - {id: b, memory: 64MiB}\n"
+        "apps:\n  - {name: x, family: ResNot, slo_ms: 50}\n"
+    )
+    r = faillite("plan", "--cluster", str(bad))
+    assert r.returncode == 2 and "bad.yaml" in r.stderr and "ResNot" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -27,8 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Plan where each app's primary and failover backup run so that any single "
         "node (or failure domain) failure is survived with the least accuracy lost.",
     )
-    p.add_argument("--cluster", type=Path, required=True, help="cluster YAML (nodes)")
-    p.add_argument("--apps", type=Path, required=True, help="apps YAML")
+    p.add_argument(
+        "--cluster",
+        type=Path,
+        required=True,
+        help="cluster YAML: nodes (with --apps), or a `faillite up` cluster file with its apps "
+        "(e.g. from `faillite sim generate`)",
+    )
+    p.add_argument("--apps", type=Path, help="apps YAML (default: the cluster file's own apps)")
     p.add_argument(
         "--profiles",
         type=Path,
@@ -36,8 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         help="profile JSON from `faillite profile` (repeatable); default: estimated profiles",
     )
-    p.add_argument("--method", choices=METHODS, default="exact")
-    p.add_argument("--policy", choices=POLICIES, default="faillite")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default=None,
+        help="default: exact (a `faillite up` cluster file: its controller's method); exact falls "
+        "back on greedy on very large instances, and the output says which ran",
+    )
+    p.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default=None,
+        help="default: faillite (a `faillite up` cluster file: its controller's policy)",
+    )
     p.add_argument(
         "--best-effort",
         action="store_true",
@@ -68,10 +85,16 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--time-limit must be positive, got {args.time_limit}")
     if args.gap is not None and not 0 <= args.gap < 100:
         raise CliError(f"--gap must be a percentage in [0, 100), got {args.gap}")
-    try:
-        inst = load_instance(args.cluster, args.apps, args.profiles)
-    except (ConfigError, PlanningError) as exc:
-        raise CliError(str(exc)) from exc
+    if args.apps is not None:
+        try:
+            inst = load_instance(args.cluster, args.apps, args.profiles)
+        except (ConfigError, PlanningError) as exc:
+            raise CliError(str(exc)) from exc
+        method, policy = args.method or "exact", args.policy or "faillite"
+    else:
+        inst, method, policy = load_up_cluster(args.cluster, args.profiles)
+        method, policy = args.method or method, args.policy or policy
+    args.method, args.policy = method, policy
     if args.policy == "faillite-shared":
         inst = _with_fallback_keys(inst)
     start = time.perf_counter()
@@ -96,6 +119,50 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def load_up_cluster(path: Path, profile_paths: list[Path]) -> tuple[Any, str, str]:
+    """The planner's instance of a `faillite up` cluster file (nodes and apps together), as the
+    controller builds it, with the file's planner method and policy. Stand-in families not in
+    ``profile_paths`` get estimated profiles at the file's stand-in scale."""
+    from faillite.controller.planning import SpecError, build_families, build_instance
+    from faillite.launch.config import ClusterConfigError, load_cluster_config
+    from faillite.placement import Node, PlannerParams
+    from faillite.profiler.format import ProfileError, load_profiles
+    from faillite.zoo.catalog import estimated_family_profiles
+
+    try:
+        config = load_cluster_config(path)
+    except ClusterConfigError as exc:
+        raise CliError(f"{exc} (a cluster file without apps needs --apps FILE)") from exc
+    if not config.apps:
+        raise CliError(f"{path}: apps: the cluster file lists no apps; give --apps FILE")
+    profiles = []
+    for p in profile_paths:
+        try:
+            profiles.extend(load_profiles(p).variants)
+        except ProfileError as exc:
+            raise CliError(str(exc)) from exc
+    measured = {p.family for p in profiles}
+    for family in config.families():
+        if family in measured:
+            continue
+        try:
+            profiles.extend(estimated_family_profiles(family, scale=config.standins.scale))
+        except KeyError as exc:
+            where = next(i for i, a in enumerate(config.apps) if a.family == family)
+            raise CliError(f"{path}: apps[{where}].family: {exc.args[0]}") from exc
+    nodes = [Node(n.id, n.memory, n.cores, domain=n.domain) for n in config.nodes]
+    try:
+        inst = build_instance(config.apps, nodes, build_families(profiles), PlannerParams())
+    except SpecError as exc:
+        raise CliError(f"{path}: {exc}") from exc
+    c = config.controller
+    if c.method not in METHODS:
+        raise CliError(f"{path}: controller.method: {c.method!r} is not one of {', '.join(METHODS)}")
+    if c.policy not in POLICIES:
+        raise CliError(f"{path}: controller.policy: {c.policy!r} is not one of {', '.join(POLICIES)}")
+    return inst, c.method, c.policy
 
 
 def _with_fallback_keys(inst: Any) -> Any:

@@ -14,10 +14,14 @@ from faillite.placement.model import Backup, Instance, Plan, PlanResult, SharedF
 from faillite.placement.policies import Policy, PolicyRules, rules_for
 from faillite.placement.shared import shared_first, uncovered, with_shared
 
-__all__ = ["Method", "explain", "make_plan"]
+__all__ = ["EXACT_MAX_PAIRS", "Method", "explain", "make_plan"]
 
 #: Elastic explanations are a CP-SAT solve: only for instances of about this many candidates.
 _ELASTIC_MAX_APPS = 2000
+#: Exact builds one CP-SAT choice per (app, backup node, variant, mode): beyond this many
+#: (app, node) pairs building the model alone takes minutes, so greedy's plan is returned and
+#: the result's method says "greedy" (the simulator's 1,000 nodes x 10,000 apps are 10 M pairs).
+EXACT_MAX_PAIRS = 200_000
 
 
 class Method(StrEnum):
@@ -122,7 +126,7 @@ def _make_plan(
     if static:
         return PlanResult(Status.INFEASIBLE, method.value, policy.value, reasons=tuple(static))
     greedy = solve_greedy(ctx, policy=policy.value)
-    if method is Method.GREEDY:
+    if method is Method.GREEDY or len(inst.apps) * len(inst.nodes) > EXACT_MAX_PAIRS:
         result = greedy
     else:
         hints = (greedy.plan,) if greedy.plan is not None else ()

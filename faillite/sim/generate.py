@@ -91,7 +91,7 @@ def generate_cluster(
     policy: str = "faillite",
 ) -> dict[str, Any]:
     """A cluster document (see the module doc). ``domain_size`` nodes share a failure domain
-    (``rack-001``, ...; 0 or 1: no domains). The controller section asks for the greedy
+    (``rack-001``, ...; 0 or 1, or at least ``nodes``: no domains). The controller section asks for the greedy
     planner beyond 200 apps (exact cannot finish there)."""
     if nodes < 2:
         raise ValueError(f"nodes: at least 2, got {nodes}")
@@ -143,7 +143,7 @@ def generate_cluster(
             "memory": f"{memory}MiB",
             "cores": max(cores, math.ceil(2 * demand[n] / 1000)),
         }
-        if domain_size > 1:
+        if 1 < domain_size < nodes:  # one domain holding every node would leave no backup room
             node_doc["domain"] = f"rack-{n // domain_size + 1:03d}"
         node_docs.append(node_doc)
     return {
