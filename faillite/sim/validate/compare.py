@@ -134,6 +134,7 @@ class ValidationReport:
     sim: Side
     real: Side
     differences: list[str]
+    placements: str = "every app's placement and the shared fallbacks"  # what was compared
     real_detail: dict[str, Any] = field(default_factory=dict)  # RealRun.to_json()
     sim_detail: dict[str, Any] = field(default_factory=dict)  # SimResult.to_json()
     calibration: dict[str, Any] = field(default_factory=dict)  # timing inputs the sim was given
@@ -158,6 +159,7 @@ class ValidationReport:
             "policy": self.policy,
             "seed": self.seed,
             "match": self.match,
+            "placements_compared": self.placements,
             "mttr_ratio": self.mttr_ratio,
             "mttr_within_25pct": self.mttr_within,
             "differences": list(self.differences),

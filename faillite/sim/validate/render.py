@@ -55,7 +55,7 @@ def render(report: ValidationReport) -> str:
             rows.append([app if side == "sim" else "", side, *shown, *times])
     header = ["app", "", "recovered", "first answer", "settled", "MTTR ms", *PHASES]
     out += _table(header, rows)
-    out += ["", "final placements (sim / real):"]
+    out += ["", f"final placements (sim / real; compared: {report.placements}):"]
     splan = {p["app"]: placement(p) for p in sim.plan}
     rplan = {p["app"]: placement(p) for p in real.plan}
     prow = []

@@ -122,8 +122,10 @@ def against(
     )
     doc = result.to_json()
     sim, real = sim_side(doc), real_side(run)
+    scope = "every app's placement and the shared fallbacks"
     if doc.get("plan") is None:  # the sim result names only the failed apps' placements
-        real = Side("real", real.apps, [p for p in real.plan if p["app"] in sim.apps], real.shared)
+        real = Side("real", real.apps, [p for p in real.plan if p["app"] in sim.apps], [])
+        scope = "the failed apps' placements (the simulator's result has no full plan)"
     return ValidationReport(
         config=config,
         failure={"nodes": list(run.failed_nodes), "kind": run.kind},
@@ -132,6 +134,7 @@ def against(
         sim=sim,
         real=real,
         differences=compare(sim, real),
+        placements=scope,
         real_detail=run.to_json(),
         sim_detail={k: v for k, v in doc.items() if k not in ("injections", "events")},
         calibration={
