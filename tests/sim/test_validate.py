@@ -23,6 +23,7 @@ from faillite.sim.validate import (
     render,
 )
 from faillite.sim.validate.calibrate import measured_timings
+from faillite.sim.validate.run import sim_label, with_policy
 
 PLAN = [
     {
@@ -232,3 +233,16 @@ def test_measured_timings_from_events() -> None:
     assert t["recovery_plan"] == 12.0  # node_dead -> the first load not for a warm backup
     assert t["publish"] == [0.5]
     assert [(x["app"], x["ms"], x["agent_ms"]) for x in t["loads"]] == [("b", 40.0, 39.5), ("c", 10.0, 9.0)]
+
+
+def test_sim_label_keeps_the_progressive_setting(tmp_path: Path) -> None:
+    doc = {"nodes": [{"id": "n1", "memory": "8MiB"}, {"id": "n2", "memory": "8MiB"}]}
+    config = load_cluster_config(_write(tmp_path, doc))
+    assert sim_label(config) == "faillite"
+    assert sim_label(with_policy(config, "full-cold")) == "full-cold"
+    static = config.model_copy(
+        update={"controller": config.controller.model_copy(update={"progressive": False})}
+    )
+    assert sim_label(static) == "faillite-no-progressive"
+    with pytest.raises(ValueError, match="no policy 'full-warm' with progressive=False"):
+        sim_label(with_policy(static, "full-warm"))

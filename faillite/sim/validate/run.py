@@ -10,12 +10,21 @@ from typing import Any
 from faillite.launch.config import ClusterConfig, NodeConfig, load_cluster_config
 from faillite.sim.failures import FailureEvent, FailureSpecError, parse_failures
 from faillite.sim.real import RealRun, run_real
-from faillite.sim.run import simulate
+from faillite.sim.run import POLICIES, simulate
 from faillite.sim.timing import SimTiming
 from faillite.sim.validate.calibrate import measured_constants, real_timings
 from faillite.sim.validate.compare import Side, ValidationReport, compare, outcome
 
-__all__ = ["against", "failure_nodes", "planner_config", "real_side", "sim_side", "validate", "with_policy"]
+__all__ = [
+    "against",
+    "failure_nodes",
+    "planner_config",
+    "real_side",
+    "sim_label",
+    "sim_side",
+    "validate",
+    "with_policy",
+]
 
 
 def real_side(run: RealRun) -> Side:
@@ -105,6 +114,15 @@ def validate(
     return against(run, config=str(config_path), seed=seed, timing=timing)
 
 
+def sim_label(config: ClusterConfig) -> str:
+    """The simulator's policy label for the controller section (its policy and progressive flag)."""
+    c = config.controller
+    for label, (name, progressive) in POLICIES.items():
+        if name == c.policy and progressive == c.progressive:
+            return label
+    raise ValueError(f"the simulator has no policy {c.policy!r} with progressive={c.progressive}")
+
+
 def against(
     run: RealRun,
     *,
@@ -117,9 +135,7 @@ def against(
     difference) and compare."""
     cfg = with_policy(planner_config(run), policy)
     failure = FailureEvent(0.0, run.failed_nodes, kind=run.kind)  # type: ignore[arg-type]
-    result = simulate(
-        cfg, [failure], policy=cfg.controller.policy, seed=seed, profiles=run.profiles, timing=timing
-    )
+    result = simulate(cfg, [failure], policy=sim_label(cfg), seed=seed, profiles=run.profiles, timing=timing)
     doc = result.to_json()
     sim, real = sim_side(doc), real_side(run)
     scope = "every app's placement and the shared fallbacks"
@@ -129,7 +145,7 @@ def against(
     return ValidationReport(
         config=config,
         failure={"nodes": list(run.failed_nodes), "kind": run.kind},
-        policy=cfg.controller.policy,
+        policy=sim_label(cfg),
         seed=seed,
         sim=sim,
         real=real,
