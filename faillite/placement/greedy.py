@@ -33,6 +33,8 @@ class GreedyState:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         n = len(ctx.nodes)
+        self.budget = [node.memory_bytes for node in ctx.nodes]
+        self.cap = [node.capacity_mc for node in ctx.nodes]
         self.used = list(ctx.fixed_mem)  # primaries + warm backups
         self.cold: list[dict[int, int]] = [defaultdict(int) for _ in range(n)]  # scenario -> bytes
         self.peak = [0] * n
@@ -44,7 +46,7 @@ class GreedyState:
         ]
 
     def free(self, n: int) -> int:
-        return self.ctx.nodes[n].memory_bytes - self.used[n] - self.peak[n]
+        return self.budget[n] - self.used[n] - self.peak[n]
 
     def place_primary(self, i: int, n: int) -> None:
         app, v = self.ctx.apps[i], self.ctx.primary_variant[i]
@@ -59,7 +61,7 @@ class GreedyState:
         return self.fits_raw(c.primary, c.backup, c.mem, c.mode, c.demand_mc)
 
     def fits_raw(self, p: int, n: int, mem: int, mode: Mode, demand_mc: int) -> bool:
-        budget = self.ctx.nodes[n].memory_bytes
+        budget = self.budget[n]
         scen = self.ctx.scenarios_of[p]
         used = self.used[n]
         if mode is Mode.WARM:
@@ -71,7 +73,7 @@ class GreedyState:
                 if used + cold[s] + mem > budget:
                     return False
         if demand_mc:
-            cap, after, mc = self.ctx.nodes[n].capacity_mc, self.after[n], self.mc[n]
+            cap, after, mc = self.cap[n], self.after[n], self.mc[n]
             for s in scen:
                 if mc + after[s] + demand_mc > cap:
                     return False
@@ -209,7 +211,8 @@ class _Greedy:
 
     def pick(self, i: int, *, cheapest: bool = False, wide: bool = False) -> Candidate | None:
         """The best (or cheapest) backup of app i that fits now, on the best node for it.
-        ``wide``: when the pool has no room, look at every node (the app has no backup)."""
+        ``wide``: when the pool has no room, look at every node (the app has no backup, and
+        the policy fails a plan that leaves one unprotected)."""
         ctx, st = self.ctx, self.st
         p = st.primary[i]
         assert p is not None
@@ -220,7 +223,7 @@ class _Greedy:
         if not pool:
             return None
         best = self._best(i, p, pool, cheapest)
-        if best is None and wide and len(ctx.nodes) > self.scan:
+        if best is None and wide and ctx.rules.require_backup and len(ctx.nodes) > self.scan:
             # the pool (the nodes with most memory free, before cold reservations) is full:
             # look at every node before leaving the app without a backup
             best = self._best(i, p, self.everywhere(i), cheapest)
@@ -239,12 +242,14 @@ class _Greedy:
         for v, mode, score in opts:
             if best is not None and (cheapest or score < best[0]):
                 break
+            mem = v.memory_bytes
+            demand = v.demand_mc(rate, ctx.nodes[pool[0]])  # the same on every node when uniform
             for n in pool:
-                node = ctx.nodes[n]
-                if not uniform and not any(o[0] == v and o[1] == mode for o in self.options(i, n)):
-                    continue
-                mem = v.memory_bytes
-                if not st.fits_raw(p, n, mem, mode, v.demand_mc(rate, node)):
+                if not uniform:
+                    if not any(o[0] == v and o[1] == mode for o in self.options(i, n)):
+                        continue
+                    demand = v.demand_mc(rate, ctx.nodes[n])
+                if not st.fits_raw(p, n, mem, mode, demand):
                     continue
                 cost = st.peak_rise_raw(p, n, mem) if mode is Mode.COLD else mem
                 rank = (-cost, st.free(n) - mem, -n)

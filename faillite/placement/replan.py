@@ -12,8 +12,10 @@
    (the ``none`` policy reloads the primary variant; the others the best variant that fits);
 3. upgrades: load the planned variant, switch to it, unload the stepping stone;
 4. re-protection: apps that lost their backup (or now run on it) get new backups; backups on
-   surviving nodes are kept. Only when that is infeasible are backups moved (a full re-plan),
-   and only as a last resort are some apps left unprotected.
+   surviving nodes are kept. When that is infeasible, the kept backups that no longer fit
+   (a survivor now running failed-over primaries) move and the others stay; only when that is
+   infeasible too are all backups free to move (a full re-plan), and only as a last resort are
+   some apps left unprotected.
 """
 
 from __future__ import annotations
@@ -265,10 +267,20 @@ def _reprotect(
     result = make_plan(new_inst, keep=keep, **opts)
     if result.plan is None:  # keeping every backup leaves some app unprotected
         kept = make_plan(new_inst, keep=keep, best_effort=True, **opts)
-        moved_all = make_plan(new_inst, **opts)
-        result = (
-            moved_all if moved_all.plan is not None and _protected(moved_all) > _protected(kept) else kept
-        )
+        # Kept backups that no longer fit (their node now runs failed-over primaries) move,
+        # the others stay: after a domain failure one survivor may hold many of its apps.
+        partial = None
+        if kept.plan is not None:
+            stays = {a.app: a.backup for a in kept.plan if a.app in keep and a.backup == keep[a.app]}
+            if len(stays) < len(keep):
+                partial = make_plan(new_inst, keep=stays, **opts)
+        if partial is not None and partial.plan is not None:
+            result = partial
+        else:  # last resort: every backup may move
+            moved_all = make_plan(new_inst, **opts)
+            result = (
+                moved_all if moved_all.plan is not None and _protected(moved_all) > _protected(kept) else kept
+            )
     moved: list[str] = []
     if result.plan is not None:
         for asg in result.plan:
