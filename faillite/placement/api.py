@@ -48,16 +48,20 @@ def make_plan(
     keep: Mapping[str, Backup] | None = None,
     gap: float | None = None,
     keep_shared: Sequence[SharedFallback] = (),
+    reasons: bool = True,
 ) -> PlanResult:
     """Plan primaries (where not given) and backups. Never raises for an infeasible instance:
     the result's status says so, with ``reasons``. ``keep`` pins apps' backups (re-planning).
     ``gap`` (exact only, a fraction): stop once the plan is proven within that relative
     distance of the optimal weighted accuracy (status ``feasible``, ``bound`` says how close).
     Policy ``faillite-shared`` adds shared warm fallbacks to the plan (``keep_shared``: those
-    to keep where they still fit, when re-planning)."""
+    to keep where they still fit, when re-planning). ``reasons=False``: a missing plan comes
+    without its explanation (costly on large instances), for a caller that tries another way."""
     method, policy = Method(method), Policy(policy)
     rules = rules_for(policy, best_effort=best_effort)
-    result = _make_plan(inst, method, policy, rules, keep, best_effort, time_limit_s, seed, workers, gap)
+    result = _make_plan(
+        inst, method, policy, rules, keep, best_effort, time_limit_s, seed, workers, gap, reasons
+    )
     if not rules.shared:
         return result
     if result.plan is None and not best_effort:
@@ -120,6 +124,7 @@ def _make_plan(
     seed: int,
     workers: int,
     gap: float | None,
+    reasons: bool = True,
 ) -> PlanResult:
     ctx = Context(inst, rules, keep)
     static = static_reasons(ctx)
@@ -155,18 +160,18 @@ def _make_plan(
                 solver_seconds=result.solver_seconds,
             )
     if result.plan is None:
-        reasons = explain(ctx, time_limit_s=min(time_limit_s, 5.0), seed=seed)
-        if not reasons:
+        why = explain(ctx, time_limit_s=min(time_limit_s, 5.0), seed=seed) if reasons else ()
+        if not why and reasons:
             if result.status is Status.INFEASIBLE:
-                reasons = ("no plan satisfies the memory and compute constraints together",)
+                why = ("no plan satisfies the memory and compute constraints together",)
             else:
-                reasons = (f"no plan found by {method.value} within its limits (infeasibility not proven)",)
+                why = (f"no plan found by {method.value} within its limits (infeasibility not proven)",)
         return PlanResult(
             result.status,
             result.method,
             result.policy,
             bound=result.bound,
-            reasons=reasons,
+            reasons=why,
             solver_seconds=result.solver_seconds,
         )
     return result

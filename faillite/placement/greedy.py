@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from faillite.placement.feasibility import Candidate, Context, candidate_score, plan_score
-from faillite.placement.model import Mode, Plan, PlanResult, Status, Variant
+from faillite.placement.feasibility import Candidate, Context, candidate_score
+from faillite.placement.model import Mode, Plan, PlanResult, Score, Status, Variant
 
 __all__ = ["GreedyState", "polish", "solve_greedy"]
 
@@ -402,7 +402,9 @@ def _result(ctx: Context, g: _Greedy, policy: str) -> PlanResult:
         assert p is not None
         chosen[i] = chosen[i] if chosen[i].primary == p else ctx.no_backup(i, p)
     plan = Plan(tuple(ctx.assignment(c) for c in chosen))
-    return PlanResult(Status.FEASIBLE, "greedy", policy, plan, plan_score(ctx.inst, plan))
+    # plan_score(ctx.inst, plan), from the candidates' own scores (the same candidate_score)
+    score = Score(sum(c.acc for c in chosen), -sum(c.rt_ms for c in chosen), -sum(c.mem_mib for c in chosen))
+    return PlanResult(Status.FEASIBLE, "greedy", policy, plan, score)
 
 
 def polish(ctx: Context, plan: Plan, *, passes: int = 1) -> Plan:

@@ -87,11 +87,18 @@ class Family:
     # one's variant can answer for another's apps (a shared warm fallback). None: share nothing.
     task: str | None = None
 
-    def variant(self, name: str) -> Variant:
+    @cached_property
+    def _by_name(self) -> dict[str, Variant]:
+        out: dict[str, Variant] = {}
         for v in self.variants:
-            if v.name == name:
-                return v
-        raise PlanningError(f"family {self.name!r} has no variant {name!r}")
+            out.setdefault(v.name, v)  # the first of a name, as a scan would find
+        return out
+
+    def variant(self, name: str) -> Variant:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise PlanningError(f"family {self.name!r} has no variant {name!r}") from None
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,7 @@ def _reprotect(
         "seed": seed,
         "keep_shared": tuple(sf for sf in plan.shared if sf.node not in failed),
     }
-    result = make_plan(new_inst, keep=keep, **opts)
+    result = make_plan(new_inst, keep=keep, reasons=False, **opts)
     if result.plan is None:  # keeping every backup leaves some app unprotected
         kept = make_plan(new_inst, keep=keep, best_effort=True, **opts)
         # Kept backups that no longer fit (their node now runs failed-over primaries) move,
@@ -273,7 +273,7 @@ def _reprotect(
         if kept.plan is not None:
             stays = {a.app: a.backup for a in kept.plan if a.app in keep and a.backup == keep[a.app]}
             if len(stays) < len(keep):
-                partial = make_plan(new_inst, keep=stays, **opts)
+                partial = make_plan(new_inst, keep=stays, reasons=False, **opts)
         if partial is not None and partial.plan is not None:
             result = partial
         else:  # last resort: every backup may move
