@@ -18,7 +18,7 @@ import logging
 
 from faillite.controller import policy
 from faillite.controller.decide import Load, Unload
-from faillite.controller.effects import EndProgram, StartRecovery, Wait, Wake
+from faillite.controller.effects import Effect, EndProgram, StartRecovery, Wait, Wake
 from faillite.controller.runner import Runner
 from faillite.placement import ReplanResult
 
@@ -73,5 +73,7 @@ async def run_program(runner: Runner, app: str, run: int) -> None:
                 return
     finally:
         program = state.programs.get(app)
+        ended: list[Effect] = [Wake("program stopped")]
         if program is not None and program.run == run:  # it raised: no longer running
-            runner.execute([EndProgram(app, run, "program stopped"), Wake("program stopped")])
+            ended.insert(0, EndProgram(app, run, "program stopped"))
+        runner.execute(ended)
