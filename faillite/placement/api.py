@@ -56,7 +56,8 @@ def make_plan(
     distance of the optimal weighted accuracy (status ``feasible``, ``bound`` says how close).
     Policy ``faillite-shared`` adds shared warm fallbacks to the plan (``keep_shared``: those
     to keep where they still fit, when re-planning). ``reasons=False``: a missing plan comes
-    without its explanation (costly on large instances), for a caller that tries another way."""
+    without its costly explanation (static reasons still come: they are found anyway), for a
+    caller that tries another way."""
     method, policy = Method(method), Policy(policy)
     rules = rules_for(policy, best_effort=best_effort)
     result = _make_plan(
