@@ -20,6 +20,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _ms(seconds: Any) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     rows = [list(r) for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
@@ -81,6 +85,15 @@ def render(report: ValidationReport) -> str:
     out.append(
         "phase means ms (sim / real): " + ", ".join(f"{p} {_cell(sp[p])} / {_cell(rp[p])}" for p in PHASES)
     )
+    used, measured = report.calibration.get("timing") or {}, report.calibration.get("measured") or {}
+    if measured:
+        out.append(
+            "timing constants ms (sim / measured here): "
+            + ", ".join(
+                f"{name.removesuffix('_s')} {_cell(_ms(used.get(name)))} / {_cell(_ms(value))}"
+                for name, value in measured.items()
+            )
+        )
     if report.match:
         out.append("match: recovered apps, variants, nodes and placements agree")
     else:
