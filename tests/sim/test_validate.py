@@ -20,7 +20,9 @@ from faillite.sim.validate import (
     compare,
     failure_nodes,
     mttr_ratio,
+    outcome,
     render,
+    sim_side,
 )
 from faillite.sim.validate.calibrate import measured_timings
 from faillite.sim.validate.run import sim_label, with_policy
@@ -247,3 +249,29 @@ def test_sim_label_keeps_the_progressive_setting(tmp_path: Path) -> None:
     assert sim_label(static) == "faillite-no-progressive"
     with pytest.raises(ValueError, match="no policy 'full-warm' with progressive=False"):
         sim_label(with_policy(static, "full-warm"))
+
+
+def test_outcome_and_sim_side_from_benchmark_records() -> None:
+    record = {
+        "app": "a",
+        "recovered": True,
+        "mttr_ms": 31.9,
+        "settled_variant": "big",
+        "steps": [
+            {"variant": "small", "node": "n4", "at_ms": 31.9},
+            {"variant": "big", "node": "n4", "at_ms": 43.4},
+        ],
+        "phases_ms": {"detect": 20.0, "decide": 7.0, "load": 2.8, "publish": 0.0, "answer": 2.1},
+    }
+    o = outcome(record)
+    assert (o.first_variant, o.first_node, o.settled_variant, o.settled_node) == ("small", "n4", "big", "n4")
+    doc = {
+        "injections": [{"node": "n1", "apps": [record]}],
+        "app_outcomes": {"a": {"placement": {k: v for k, v in PLAN[0].items() if k != "app"}}},
+    }
+    side = sim_side(doc)
+    assert side.apps == {"a": o}
+    assert side.plan == [PLAN[0]] and side.shared == []
+    bare = {"app": "b", "recovered": False, "mttr_ms": None, "settled_variant": None, "steps": []}
+    unrecovered = outcome(bare)
+    assert (unrecovered.recovered, unrecovered.first_node, unrecovered.settled_node) == (False, None, None)
