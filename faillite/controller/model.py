@@ -175,15 +175,18 @@ def planning_nodes(state: ControlState, include_dead: bool = False) -> list[Node
 
 
 def observed(state: ControlState, now: float) -> Observed:
+    backing_off: dict[str, set[str]] = {}  # refused loads wait: reconcile sees them as loading
+    for r, t in state.retry_after.items():
+        if t > now:
+            backing_off.setdefault(r.node, set()).add(r.variant)
     views = {}
     for node_id, record in state.nodes.items():
         agent = state.agents.get(node_id)
         connected = agent is not None and agent.connected
-        backing_off = {r.variant for r, t in state.retry_after.items() if r.node == node_id and t > now}
         views[node_id] = NodeView(
             state=record.state,
             loaded=agent.loaded if agent is not None and connected else frozenset(),
-            loading=frozenset(state.loading_on(node_id) | backing_off),
+            loading=state.loading_on(node_id) | backing_off.get(node_id, frozenset()),
             connected=connected,
         )
     return Observed(views, dict(state.undesired_since))
