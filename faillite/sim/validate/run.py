@@ -152,7 +152,7 @@ def against(
         differences=compare(sim, real),
         placements=scope,
         real_detail=run.to_json(),
-        sim_detail={k: v for k, v in doc.items() if k not in ("injections", "events")},
+        sim_detail={k: v for k, v in doc.items() if k != "injections"},  # events kept, as the real side
         calibration={
             "timing": (timing or SimTiming()).to_json(),
             "measured": measured_constants([run]),
