@@ -257,7 +257,12 @@ class Context:
         app = self.apps[c.app]
         backup = None
         if c.backup is not None and c.variant is not None and c.mode is not None:
-            backup = Backup(self.nodes[c.backup].id, c.variant.name, c.mode)
+            kept = self.keep.get(app.name)  # the kept backup itself when it is this one
+            node_id = self.nodes[c.backup].id
+            if kept is not None and (kept.node, kept.variant, kept.mode) == (node_id, c.variant.name, c.mode):
+                backup = kept
+            else:
+                backup = Backup(node_id, c.variant.name, c.mode)
         return Assignment(app.name, self.nodes[c.primary].id, app.primary_variant, backup)
 
 

@@ -20,11 +20,15 @@ memory for each app.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from typing import TypeVar
 
 from faillite.placement.feasibility import Candidate, Context, candidate_score
 from faillite.placement.model import Mode, Plan, PlanResult, Score, Status, Variant
 
 __all__ = ["GreedyState", "polish", "solve_greedy"]
+
+T = TypeVar("T")
 
 
 class GreedyState:
@@ -118,6 +122,18 @@ class GreedyState:
         else:
             self.used[n] -= c.mem
         return c
+
+
+def _per_allowed(ctx: Context, f: Callable[[tuple[Variant, ...]], T]) -> list[T]:
+    """``f`` of each app's allowed variants, once per distinct tuple (apps alike share one)."""
+    seen: dict[int, T] = {}
+    out = []
+    for vs in ctx.allowed:
+        k = id(vs)
+        if k not in seen:
+            seen[k] = f(vs)
+        out.append(seen[k])
+    return out
 
 
 def _key(c: Candidate | None) -> tuple[int, int, int]:
@@ -282,10 +298,12 @@ class _Greedy:
     def cover(self) -> None:
         ctx = self.ctx
 
+        smallest = _per_allowed(ctx, lambda vs: min((v.memory_bytes for v in vs), default=0))
+
         def difficulty(i: int) -> tuple[bool, bool, int]:
             kept = ctx.apps[i].name in ctx.keep
             warm_only = ctx.apps[i].critical or ctx.apps[i].max_recovery_ms is not None
-            return (not kept, not warm_only, -min((v.memory_bytes for v in ctx.allowed[i]), default=0))
+            return (not kept, not warm_only, -smallest[i])
 
         for i in sorted(range(len(ctx.apps)), key=difficulty):
             c = self.pick(i, cheapest=True, wide=True)
@@ -295,8 +313,10 @@ class _Greedy:
     def climb(self, passes: int) -> None:
         ctx, st = self.ctx, self.st
 
+        tops = _per_allowed(ctx, lambda vs: max((v.accuracy for v in vs), default=0.0))
+
         def gain(i: int) -> float:
-            top = max((v.accuracy for v in ctx.allowed[i]), default=0.0)
+            top = tops[i]
             cur = st.chosen[i]
             return -ctx.weight_int[i] * (top - (cur.variant.accuracy if cur and cur.variant else 0.0))
 
