@@ -35,10 +35,11 @@ from faillite.controller.effects import (
 from faillite.controller.liveness import Detector
 from faillite.controller.model import ControlState
 from faillite.controller.reduce import apply
-from faillite.controller.states import NodeState
+from faillite.controller.states import InvalidTransition, NodeState
 from faillite.sim.agents import SimAgent
 from faillite.sim.detect import BeatModel
 from faillite.sim.engine import Engine
+from faillite.sim.focus import Focus
 from faillite.sim.timing import SimTiming
 
 __all__ = ["SimController"]
@@ -46,6 +47,7 @@ __all__ = ["SimController"]
 _LOAD_TIMEOUT_S = 60.0  # ControllerConfig.load_timeout_s: a load on a hung agent fails after it
 _DETECT_SLACK_S = 0.002  # the detector wakes this long after the earliest deadline (core._detect_delay)
 _SUSPECT_COOLDOWN_S = 1.0  # a client reports a node at most once per epoch and cooldown
+_UP_SINCE_S = -3600.0  # the nodes of the initial cluster have beaten for an hour (a full history)
 
 
 class SimController:
@@ -66,13 +68,16 @@ class SimController:
         self.events: list[dict[str, Any]] = []
         self.version = 0  # bumped by every state change (the climb loop sleeps while none)
         self.replans = 0  # planner calls (recovery, re-protection, settle)
-        self.beating_since: dict[str, float] = {}  # node -> when its current agent registered
+        # node -> when its current agent started beating (the cluster was up long before the run)
+        self.beating_since: dict[str, float] = {}
         self._reconcile_at = math.inf
         self._push_at = math.inf
         self._climb_next = math.inf
         self._climb_idle_version = -1
         self._suspected: dict[tuple[str, int], float] = {}
-        self._judging: set[str] = set()
+        self.task_errors: list[dict[str, Any]] = []  # steps that raised (the controller logs them)
+        self.focus = Focus(state)
+        self.full_passes = False  # reconcile on the whole state (tests compare the two)
 
     @property
     def now(self) -> float:
@@ -87,7 +92,13 @@ class SimController:
             run = p.run
         waits = False
         for e in effects:
-            apply(self.state, e)
+            self.focus.before(e)
+            try:
+                apply(self.state, e)
+            except InvalidTransition as exc:  # the controller logs it; its task or step ends
+                self._task_failed(program, run, f"{type(e).__name__}: {exc}")
+                return
+            self.focus.after(e)
             if not isinstance(e, Emit):
                 self.version += 1
             if isinstance(e, Emit):
@@ -122,6 +133,13 @@ class SimController:
         ):
             return
         self._program_on(program, run)  # nothing to await: the program steps on
+
+    def _task_failed(self, program: str | None, run: int | None, error: str) -> None:
+        """What the controller does when a step raises: a program's task ends (its ``finally``
+        drops the program and wakes the loop); a loop step is logged and the loop goes on."""
+        self.task_errors.append({"mono": self.now, "program": program, "error": error})
+        if program is not None:
+            self.execute([EndProgram(program, run, "the program's task failed"), Wake("program ended")])
 
     def _emit(self, e: Emit) -> None:
         self.events.append({"id": len(self.events) + 1, "kind": e.kind.value, "mono": self.now, **e.fields})
@@ -161,7 +179,7 @@ class SimController:
             return
         effects = policy.load_finished(self.state, e.replica, e.app, ok, self.now, ms=round(ms, 2), error=why)
         self.execute(effects + self._status(e.replica.node))
-        self._program_on(e.app, run, loaded=ok)
+        self.engine.after(self.timing.publish_s, self._program_on, e.app, run, ok)  # the task resumes
 
     def _unload(self, e: Unload, then: Callable[[], None] | None) -> None:
         agent = self.agents[e.replica.node]
@@ -221,7 +239,11 @@ class SimController:
         if self.engine.now < self._reconcile_at:
             return  # superseded by an earlier one
         self._reconcile_at = math.inf
-        self.execute(policy.reconcile(self.state, self.now))
+        view = self.state if self.full_passes else self.focus.view()
+        effects = policy.reconcile(view, self.now)
+        self.focus.begin()
+        self.execute(effects)
+        self.focus.passed(effects, self.now)
         self.execute(policy.rejoined(self.state))
         self.execute(policy.failback(self.state))
         # the loop also runs every reconcile interval: only time-based conditions need it here
@@ -279,7 +301,7 @@ class SimController:
 
     def _heartbeats(self, node: str, at: float) -> Any:
         return self.beats.heartbeats(
-            node, self.state.nodes[node].epoch, self.beating_since.get(node, 0.0), at
+            node, self.state.nodes[node].epoch, self.beating_since.get(node, _UP_SINCE_S), at
         )
 
     def _judge_at(self, node: str, at: float) -> None:
@@ -327,7 +349,8 @@ class SimController:
         self.execute(policy.node_suspected(self.state, node, reason))
         hb = self._heartbeats(node, self.now)
         if beating:  # its beats flow: the next one clears the suspicion
-            hb.last_seen = self.beats.last_beat(node, epoch, self.beating_since.get(node, 0.0), self.now)
+            since = self.beating_since.get(node, _UP_SINCE_S)
+            hb.last_seen = self.beats.last_beat(node, epoch, since, self.now)
         verdict = self.detector.on_suspicion(hb, self.now)
         if verdict is not None:
             effects = policy.node_dead(

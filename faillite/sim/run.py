@@ -107,7 +107,10 @@ def simulate(
     method: str | None = None,
     timing: SimTiming | None = None,
     inputs: SimInputs | None = None,
+    full_reconcile: bool = False,
 ) -> SimResult:
+    """``full_reconcile``: every reconcile pass on the whole state (slow at scale; the focused
+    passes must give the same run, ``faillite.sim.focus``)."""
     started = time.perf_counter()
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
@@ -156,6 +159,8 @@ def simulate(
     except pol.PlanRefused as exc:
         return _refused(policy, name, progressive, chosen, str(exc), started)
     _deploy(state, agents)
+    controller.focus.reset()
+    controller.full_passes = full_reconcile
     weights = {s.name: s.weight for s in inputs.specs}
     app_family = {s.name: s.family for s in inputs.specs}
     memory = memory_figures(state.plan, inputs.families, app_family)
@@ -198,6 +203,7 @@ def simulate(
         engine_events=engine.events,
         simulated_s=end,
         planner_calls=controller.replans + 1,
+        extra={"controller_task_errors": controller.task_errors},
     )
 
 
