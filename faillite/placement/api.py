@@ -46,7 +46,7 @@ def make_plan(
     best_effort: bool = False,
     time_limit_s: float = 10.0,
     seed: int = 0,
-    workers: int = 2,
+    workers: int = 1,  # one worker: deterministic (parallel workers race to any of equal plans)
     keep: Mapping[str, Backup] | None = None,
     gap: float | None = None,
     keep_shared: Sequence[SharedFallback] = (),

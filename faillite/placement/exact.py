@@ -248,7 +248,7 @@ def solve_exact(
     policy: str,
     time_limit_s: float = 10.0,
     seed: int = 0,
-    workers: int = 2,
+    workers: int = 1,
     hints: Sequence[Plan] = (),
     gap: float | None = None,
 ) -> PlanResult:
