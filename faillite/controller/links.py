@@ -79,6 +79,9 @@ async def agent_connection(controller: Controller, request: web.Request) -> web.
     if not isinstance(message, Register):
         await ws.close(code=4400, message=b"expected a register message")
         return ws
+    if controller.stopping:  # nothing is declared dead any more, so no new incarnation is taken
+        await ws.close(code=1001, message=b"controller stopping")
+        return ws
     welcome = await on_register(controller, message, ws)
     await ws.send_str(welcome.model_dump_json())
     node = message.node_id

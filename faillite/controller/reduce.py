@@ -82,6 +82,8 @@ def apply(state: ControlState, effect: Effect) -> None:
                 raise InvalidTransition(
                     f"node {record.id}: epoch {known.epoch} cannot go back to {record.epoch}"
                 )
+            if known is not None and known.state is not record.state:
+                check(known.state, record.state)
             state.nodes[record.id] = record
         case PutApp(spec=spec):
             state.apps[spec.name] = spec
