@@ -103,7 +103,7 @@ class AppClient:
         self.probe_records: list[RequestRecord] = []
         self.work_records: list[RequestRecord] = []
         self.dropped = 0
-        self._inflight: set[_Request] = set()
+        self._inflight: dict[_Request, None] = {}  # in sending order (a set's order is by address)
         self._work_inflight = 0
         self._probing = False
         self._idle: tuple[float, float] | None = None  # probe idle since (end, steady latency)
@@ -177,7 +177,7 @@ class AppClient:
     def _new(self, start: float, kind: str) -> None:
         deadline = self.probe_deadline if kind == "probe" else self.work_deadline
         req = _Request(self, kind, start, deadline)
-        self._inflight.add(req)
+        self._inflight[req] = None
         self._send(req, start)
 
     def _send(self, req: _Request, now: float) -> None:
@@ -332,7 +332,7 @@ class AppClient:
                     self.engine.at(a.at, self._hedge_done, req, a, a.at, delay, full)
 
     def _finish(self, req: _Request, now: float, target: RouteTarget | None, error: str | None) -> None:
-        self._inflight.discard(req)
+        self._inflight.pop(req, None)
         if target is None:
             record = RequestRecord(self.app, req.start, now, False, error=error)
         else:

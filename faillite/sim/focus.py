@@ -7,8 +7,9 @@ none again until an effect touches it, or a node's clock runs (a load in flight,
 load backing off, an unneeded replica in its grace period). At 10,000 apps a full pass costs
 ~0.5 s; a failure wakes the loop a hundred times. So the simulator runs ``policy.reconcile``
 on a *view* of the state: the apps touched since their last quiet pass, every app with a
-replica on a node touched since its last quiet pass, the nodes as they are (a node none of
-them uses is shown holding only what they need there, so that nothing looks unneeded on it).
+replica on a node touched since its last quiet pass, the nodes touched as they are, and the
+other nodes these apps use shown holding only what they need there (so that nothing looks
+unneeded on them); nodes they do not use are left out.
 The effects are applied to the whole state. The decisions are ``policy.reconcile``'s own;
 this module only chooses what it is shown, and the unit tests check that a full pass and a
 focused one give the same effects.
@@ -42,9 +43,21 @@ __all__ = ["Focus"]
 
 
 def _nodes_of(asg: Assignment | None) -> set[str]:
+    """Where ``asg`` wants something loaded: its primary and a warm backup (a cold backup only
+    reserves memory: ``decide`` does nothing for it)."""
     if asg is None:
         return set()
-    return {asg.primary_node} | ({asg.backup.node} if asg.backup is not None else set())
+    b = asg.backup
+    return {asg.primary_node} | ({b.node} if b is not None and b.mode is Mode.WARM else set())
+
+
+def _wants(asg: Assignment | None) -> tuple[object, ...] | None:
+    """What of ``asg`` a reconcile pass reads."""
+    if asg is None:
+        return None
+    b = asg.backup
+    warm = (b.node, b.variant) if b is not None and b.mode is Mode.WARM else None
+    return (asg.primary_node, asg.primary_variant, warm)
 
 
 class Focus:
@@ -81,7 +94,7 @@ class Focus:
         new = {a.app: a for a in plan}
         if self._plan is not None:
             for app in old.keys() | new.keys():
-                if old.get(app) != new.get(app):
+                if _wants(old.get(app)) != _wants(new.get(app)):
                     self.apps.add(app)
                     self.nodes |= _nodes_of(old.get(app)) | _nodes_of(new.get(app))
             before = {(s.node, s.variant, s.apps) for s in self._plan.shared}
@@ -156,11 +169,12 @@ class Focus:
                 agents[node] = agent
             elif node in needed:
                 agents[node] = AgentView(agent.loaded & needed[node], agent.used_bytes, agent.connected)
+        shown = needed.keys() | self.nodes  # other nodes hold nothing these apps want
         return ControlState(
             families=st.families,
             params=st.params,
             config=st.config,
-            nodes=st.nodes,
+            nodes={n: r for n, r in st.nodes.items() if n in shown},
             apps=st.apps,
             plan=plan,
             home_plan=home,
