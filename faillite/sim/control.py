@@ -16,6 +16,7 @@ outcomes of a cancelled program are dropped (the program's run id no longer matc
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -68,6 +69,7 @@ class SimController:
         self.events: list[dict[str, Any]] = []
         self.version = 0  # bumped by every state change (the climb loop sleeps while none)
         self.replans = 0  # planner calls (recovery, re-protection, settle)
+        self.planner_seconds = 0.0  # their wall time (reported beside sim_seconds, never compared)
         # node -> when its current agent started beating (the cluster was up long before the run)
         self.beating_since: dict[str, float] = {}
         self._reconcile_at = math.inf
@@ -212,7 +214,7 @@ class SimController:
         request = policy.recovery_request(self.state, dead)
         self.replans += 1
         try:
-            first = request.first()
+            first = self._timed(request.first)
         except Exception as exc:  # the controller logs it and gives the apps up
             self.execute(policy.recovery_failed(self.state, cold, str(exc)))
             return
@@ -222,10 +224,18 @@ class SimController:
     def _reprotect(self, request: policy.RecoveryRequest, first: Any, dead: tuple[str, ...]) -> None:
         self.replans += 1
         try:
-            full = request.full()
+            full = self._timed(request.full)
         except Exception:  # apps stay unprotected, as in the controller
             full = first
         self.execute(policy.reprotected(self.state, full, dead))
+
+    def _timed(self, call: Callable[[], Any]) -> Any:
+        """A planner call, its wall time counted apart (``planner_seconds``: not in results)."""
+        started = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self.planner_seconds += time.perf_counter() - started
 
     # the reconcile loop
     def wake(self) -> None:
@@ -283,7 +293,7 @@ class SimController:
 
     def _settled(self, request: policy.ClimbRequest) -> None:
         self.replans += 1
-        result = request.solve()
+        result = self._timed(request.solve)
         self._climb_next = math.inf
         self.execute(policy.climb_adopt(self.state, request, result))
         self._climb_idle_version = -1
