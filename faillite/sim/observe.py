@@ -109,18 +109,18 @@ class Observer:
         """The controller pushed its route table: every watching client gets it."""
         self._version += 1
         for app, c in self.clients.items():
-            if self._watching.get(app):
+            if c.probing or self._watching.get(app):
                 c.apply(self._table(app))
 
     def touch(self) -> None:
         """Called before anything a probe's next answer depends on changes."""
         for app, c in self.clients.items():
-            if self._watching.get(app):
+            if c.probing or self._watching.get(app):
                 c.touch()
 
     def node_fault(self, node: str, crashed: bool) -> None:
         for app, c in self.clients.items():
-            if self._watching.get(app):
+            if c.probing or self._watching.get(app):
                 c.node_fault(node, crashed)
 
     def _suspect(self, target: RouteTarget, reason: str) -> None:
