@@ -154,3 +154,19 @@ def test_focused_reconcile_passes_give_the_same_run() -> None:
         b = simulate(config, failures, policy=policy, method="greedy", full_reconcile=True).to_json()
         assert _strip(a) == _strip(b)
         assert any(e["kind"] == "node_rejoined" for e in a["events"])
+
+
+def test_a_hang_is_hedged_to_the_warm_backup_before_the_detector_speaks() -> None:
+    """Clients hedge to the route's warm fallback after their adaptive delay (a few latencies):
+    warm-backed apps of a hung node answer long before its node_dead."""
+    config = load_cluster_config(DEMO)
+    doc = simulate(
+        config, [FailureEvent(0.0, ("edge-1",), kind="hang")], policy="full-warm", method="greedy"
+    ).to_json()
+    dead = next(e for e in doc["events"] if e["kind"] == "node_dead")
+    failed_at = doc["injections"][0]["failed_at_s"]
+    warm = [a for a in doc["injections"][0]["apps"] if a["mode"] == "warm"]
+    assert warm
+    for a in warm:
+        assert a["recovered"] and a["detected_by"] in ("client_rerouted", "failure_suspected")
+        assert a["mttr_ms"] < (dead["mono"] - failed_at) * 1000
