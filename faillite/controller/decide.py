@@ -132,7 +132,15 @@ def unneeded(desired: Desired, observed: Observed) -> set[Replica]:
     }
 
 
-def decide(desired: Desired, observed: Observed, *, now: float, unload_grace_s: float) -> list[Action]:
+def decide(
+    desired: Desired,
+    observed: Observed,
+    *,
+    now: float,
+    unload_grace_s: float,
+    stale: Set[Replica] | None = None,
+) -> list[Action]:
+    """``stale``: ``unneeded(desired, observed)`` when the caller computed it already."""
     actions: list[Action] = []
     live = {n for n, v in observed.nodes.items() if v.live}
 
@@ -162,7 +170,8 @@ def decide(desired: Desired, observed: Observed, *, now: float, unload_grace_s: 
     for shared in desired.plan.shared:
         want(Replica(shared.node, shared.variant), shared.apps[0], "shared warm fallback")
 
-    stale = unneeded(desired, observed)
+    if stale is None:
+        stale = unneeded(desired, observed)
     for node, view in sorted(observed.nodes.items()):
         if view.state is NodeState.REJOINING:
             for variant in sorted(view.loaded):

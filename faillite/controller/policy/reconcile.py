@@ -30,12 +30,13 @@ def reconcile(state: ControlState, now: float) -> list[Effect]:
     """``decide`` on the state: the unload grace clocks, loads (skipping one in flight), unloads
     (the runner starts them in the background), and switches to ready primaries."""
     want, seen = desired(state), observed(state, now)
-    since = {r: state.undesired_since.get(r, now) for r in unneeded(want, seen)}
+    stale = unneeded(want, seen)
+    since = {r: state.undesired_since.get(r, now) for r in stale}
     effects: list[Effect] = [SetUndesired(since)]
     loading = {n: set(v) for n, v in state.loading.items()}
     serving: dict[str, Serving | None] = {}
     grace = state.config.unload_grace_s
-    for action in decide(want, Observed(seen.nodes, since), now=now, unload_grace_s=grace):
+    for action in decide(want, Observed(seen.nodes, since), now=now, unload_grace_s=grace, stale=stale):
         if isinstance(action, Load):
             r = action.replica
             if r.variant in loading.setdefault(r.node, set()):
