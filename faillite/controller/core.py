@@ -30,6 +30,7 @@ from faillite.controller.effects import (
     CancelProgram,
     Effect,
     Emit,
+    EndProgram,
     LoadDone,
     PublishRoutes,
     SetAgent,
@@ -40,12 +41,12 @@ from faillite.controller.effects import (
 from faillite.controller.events import EventLog
 from faillite.controller.failover import recover, run_program
 from faillite.controller.liveness import Heartbeats, StallClock
-from faillite.controller.model import AgentView, PolicyConfig, live_nodes, planning_nodes
+from faillite.controller.model import AgentView, PolicyConfig, live_nodes
 from faillite.controller.planning import build_families
 from faillite.controller.shared import fallback_keys
 from faillite.controller.states import NodeState
 from faillite.controller.store import StateStore
-from faillite.placement import Family, Node, PlannerParams
+from faillite.placement import Family, PlannerParams
 from faillite.profiler.format import load_profiles
 from faillite.wire import RouteTable
 
@@ -194,9 +195,6 @@ class Controller:
     def live_nodes(self) -> list[str]:
         return live_nodes(self.state)
 
-    def planning_nodes(self, include_dead: bool = False) -> list[Node]:
-        return planning_nodes(self.state, include_dead)
-
     # the effects: recorded (state + store), then carried out
     def record(self, effect: Effect) -> None:
         self.cluster.record(effect)
@@ -225,6 +223,8 @@ class Controller:
                     task = self.program_tasks.pop(app, None)
                     if task is not None:
                         task.cancel()
+                case EndProgram(app=app) if app not in self.state.programs:
+                    self.program_tasks.pop(app, None)  # e.g. the recovery task: not to be cancelled now
                 case _:
                     pass  # state only
 
