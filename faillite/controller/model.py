@@ -167,9 +167,11 @@ def live_nodes(state: ControlState) -> list[str]:
 
 
 def planning_nodes(state: ControlState, include_dead: bool = False) -> list[Node]:
+    """The planner's nodes in id order: the plan must not depend on which agent registered
+    first (the planner breaks ties by node order; the simulator must reach the same plan)."""
     return [
         Node(n.id, n.memory_bytes, cores=n.cores, domain=n.domain)
-        for n in state.nodes.values()
+        for n in sorted(state.nodes.values(), key=lambda n: n.id)
         if include_dead or n.state in LIVE_STATES
     ]
 
