@@ -116,6 +116,7 @@ _COLUMNS = (
     ("backup_memory_bytes", "mib", "warmMiB", 7),
     ("cold_reserved_bytes", "mib", "coldMiB", 7),
     ("sim_seconds", "", "sim s", 7),
+    ("planner_seconds", "", "plan s", 7),
     ("sim_us_per_event", "", "us/event", 8),
 )
 
@@ -140,7 +141,8 @@ def table(doc: dict[str, Any]) -> str:
     lines.append(
         "MTTR on simulated probe streams (ms, failure -> first answer from another node); drops in accuracy "
         "points; settle: failure -> first answer from the variant kept; protected: share of all apps with a "
-        "backup on a live node after settling; sim s: the simulator's wall time (us/event: per engine event)"
+        "backup on a live node after settling; sim s: the simulator's wall time, plan s: of which in planner "
+        "calls (us/event: per engine event)"
     )
     lines.append("phase breakdown, mean ms (detect / decide / load / publish / answer / settle):")
     for label, p in doc["policies"].items():

@@ -10,7 +10,7 @@ import pytest
 from faillite.launch.config import ClusterConfig, load_cluster_config
 from faillite.profiler.format import VariantProfile
 from faillite.sim.failures import FailureEvent, parse_failures
-from faillite.sim.run import simulate
+from faillite.sim.run import EXACT_MAX_APPS, choose_method, simulate
 from faillite.sim.timing import SimTiming
 
 DEMO = Path(__file__).resolve().parents[2] / "faillite" / "demo" / "cluster.yaml"
@@ -170,3 +170,13 @@ def test_a_hang_is_hedged_to_the_warm_backup_before_the_detector_speaks() -> Non
     for a in warm:
         assert a["recovered"] and a["detected_by"] in ("client_rerouted", "failure_suspected")
         assert a["mttr_ms"] < (dead["mono"] - failed_at) * 1000
+
+
+def test_greedy_replaces_exact_beyond_the_size_exact_can_finish() -> None:
+    config, _ = _small()
+    exact = config.model_copy(update={"controller": config.controller.model_copy(update={"method": "exact"})})
+    assert choose_method(exact, None)["ran"] == "exact"
+    many = exact.model_copy(update={"apps": exact.apps * (EXACT_MAX_APPS // 2 + 1)})
+    chosen = choose_method(many, None)
+    assert chosen["ran"] == "greedy" and chosen["asked"] == "exact" and "CP-SAT" in chosen["reason"]
+    assert choose_method(many, "greedy")["ran"] == "greedy"
