@@ -125,6 +125,8 @@ def load_up_cluster(path: Path, profile_paths: list[Path]) -> tuple[Any, str, st
     """The planner's instance of a `faillite up` cluster file (nodes and apps together), as the
     controller builds it, with the file's planner method and policy. Stand-in families not in
     ``profile_paths`` get estimated profiles at the file's stand-in scale."""
+    from pydantic import ValidationError
+
     from faillite.controller.planning import SpecError, build_families, build_instance
     from faillite.launch.config import ClusterConfigError, load_cluster_config
     from faillite.placement import Node, PlannerParams
@@ -134,7 +136,10 @@ def load_up_cluster(path: Path, profile_paths: list[Path]) -> tuple[Any, str, st
     try:
         config = load_cluster_config(path)
     except ClusterConfigError as exc:
-        raise CliError(f"{exc} (a cluster file without apps needs --apps FILE)") from exc
+        # a schema error may be an old nodes-only file: say how to give the apps
+        schema = isinstance(exc.__cause__, ValidationError)
+        hint = " (a cluster file without apps needs --apps FILE)" if schema else ""
+        raise CliError(f"{exc}{hint}") from exc
     if not config.apps:
         raise CliError(f"{path}: apps: the cluster file lists no apps; give --apps FILE")
     profiles = []
