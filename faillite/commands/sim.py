@@ -5,14 +5,18 @@
   simulator's wall time and time per event) and writes the JSON (``--json``), plots (``--plots``);
 - ``sim generate --nodes N --apps M --out FILE``: a cluster file (``faillite.sim.generate``);
 - ``sim validate --config FILE``: the same failure simulated and on a real local cluster,
-  side by side (``faillite.sim.validate``).
+  side by side (``faillite.sim.validate``);
+- ``sim sweep --nodes N --apps M --vary DIM=V1,V2,..``: generated clusters, one parameter
+  varied at a time, every policy (``faillite.sim.sweep``); JSON and one plot per dimension.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -74,7 +78,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--policy", default=None)
     val.add_argument("--seed", type=int, default=0)
     val.add_argument("--json", type=Path, metavar="PATH")
+    val.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="the real cluster's files and logs (default: a temporary "
+        "directory, removed after a success, kept after a failure)",
+    )
     val.set_defaults(func=_validate)
+
+    sw = cmds.add_parser("sweep", help="the paper's experiments: vary spare memory, failures, domain size")
+    sw.add_argument("--nodes", type=int, required=True)
+    sw.add_argument("--apps", type=int, required=True)
+    sw.add_argument(
+        "--vary",
+        action="append",
+        required=True,
+        metavar="DIM=V1,V2,..",
+        help="spare=0.1,0.25,0.5 | failures=1,2,5 | domain=1,5,10 (repeat for several dimensions)",
+    )
+    sw.add_argument("--policy", default="all", help=f"comma-separated, of {', '.join(_POLICIES)}; or all")
+    sw.add_argument("--spare", type=float, default=0.25, help="base spare share when not varied")
+    sw.add_argument("--failures", type=int, default=1, help="base number of nodes failing at once")
+    sw.add_argument("--domain-size", type=int, default=10, help="base nodes per failure domain")
+    sw.add_argument("--method", choices=("exact", "greedy"), default=None, help="default: the generator's")
+    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--json", type=Path, metavar="PATH", help="written after every point")
+    sw.add_argument(
+        "--plots", type=Path, metavar="DIR", help="one PNG per dimension: DIR/sim-sweep-NxM-DIM.png"
+    )
+    sw.set_defaults(func=_sweep)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -176,21 +209,115 @@ def _validate(args: argparse.Namespace) -> int:
     from faillite.sim.failures import FailureSpecError
     from faillite.sim.validate import render, validate
 
+    own = args.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="faillite-validate-")) if own else args.workdir
     try:
         report = validate(
             args.config,
             failures=args.failures,
             seed=args.seed,
             policy=args.policy,
+            workdir=workdir,
             say=lambda m: print(m, file=sys.stderr),
         )
     except ClusterConfigError as exc:
         raise CliError(str(exc)) from None
     except FailureSpecError as exc:
         raise CliError(f"--failures: {exc}") from None
+    except (RuntimeError, ValueError, LookupError, OSError) as exc:
+        # LaunchError is a RuntimeError (the cluster did not start); LookupError: an unknown
+        # family the zoo cannot build; OSError: the work directory
+        raise CliError(f"{args.config}: validation failed: {exc} (logs: {workdir / 'logs'})") from None
+    if own:
+        shutil.rmtree(workdir, ignore_errors=True)
     print(render(report))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report.to_json(), indent=1) + "\n")
         print(f"JSON: {args.json}")
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from faillite.sim.run import POLICIES
+    from faillite.sim.sweep import Point, SweepError, parse_vary, sweep
+    from faillite.sim.sweep_plots import plots
+
+    vary: dict[str, tuple[float | int, ...]] = {}
+    try:
+        for text in args.vary:
+            dim, values = parse_vary(text)
+            if dim in vary:
+                raise SweepError(f"{text!r}: {dim} is already varied")
+            vary[dim] = values
+    except SweepError as exc:
+        raise CliError(f"--vary: {exc}") from None
+    for option, dim, value in (
+        ("--spare", "spare", args.spare),
+        ("--failures", "failures", args.failures),
+        ("--domain-size", "domain", args.domain_size),
+    ):
+        try:
+            parse_vary(f"{dim}={value}")
+        except SweepError as exc:
+            raise CliError(f"{option}: {exc}") from None
+    base = Point(args.spare, args.failures, args.domain_size)
+    policies = list(POLICIES) if args.policy == "all" else [p.strip() for p in args.policy.split(",")]
+
+    def save(doc: dict) -> None:
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(doc, indent=1) + "\n")
+
+    command = " ".join(["faillite", *sys.argv[1:]]) if sys.argv else "faillite sim sweep"
+    try:
+        doc = sweep(
+            args.nodes,
+            args.apps,
+            vary,
+            policies,
+            base=base,
+            seed=args.seed,
+            method=args.method,
+            say=lambda m: print(m, file=sys.stderr, flush=True),
+            saved=lambda d: save({"command": command, **d}),
+        )
+    except SweepError as exc:
+        raise CliError(str(exc)) from None
+    except ValueError as exc:  # the generator's checks (nodes, apps)
+        raise CliError(f"--nodes/--apps: {exc}") from None
+    doc = {"command": command, **doc}
+    save(doc)
+    print(_sweep_table(doc))
+    if args.json is not None:
+        print(f"JSON: {args.json}")
+    if args.plots is not None:
+        for path in plots(doc, args.plots, f"sim-sweep-{args.nodes}x{args.apps}"):
+            print(f"plot: {path}")
+    return 0
+
+
+def _sweep_table(doc: dict[str, Any]) -> str:
+    def cell(v: Any, scale: float = 1.0, fmt: str = ".1f") -> str:
+        return "-" if v is None else format(v * scale, fmt)
+
+    lines = [
+        f"simulated sweep: {doc['nodes']} nodes x {doc['apps']} apps, base {doc['base']}, seed {doc['seed']}"
+    ]
+    head = f"{'dim':<9}{'value':>7}  {'policy':<24}{'failed':>7}{'recov':>7}{'MTTR':>8}{'p99':>8}"
+    lines.append(head + f"{'drop1st':>8}{'settled':>8}{'protect':>8}{'sim s':>7}")
+    for dim, rows in doc["dimensions"].items():
+        for r in rows:
+            for label, s in r["policies"].items():
+                if not s["deployed"]:
+                    lines.append(f"{dim:<9}{r['value']:>7g}  {label:<24}plan refused")
+                    continue
+                lines.append(
+                    f"{dim:<9}{r['value']:>7g}  {label:<24}{s['failed_apps']:>7}"
+                    f"{cell(s['recovered_share'], 100, '.0f'):>7}{cell(s['mttr_mean_ms']):>8}"
+                    f"{cell(s['mttr_p99_ms']):>8}{cell(s['accuracy_drop_first'], 100, '.2f'):>8}"
+                    f"{cell(s['accuracy_drop_settled'], 100, '.2f'):>8}"
+                    f"{cell(s['protected_after_share'], 100, '.0f'):>8}{s['sim_seconds']:>7.1f}"
+                )
+    lines.append("MTTR in ms; recovered, protected in %; accuracy drops in points")
+    return "\n".join(lines)

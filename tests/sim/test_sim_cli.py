@@ -94,3 +94,27 @@ def test_bad_cluster_file_names_the_field(tmp_path: Path, capsys: pytest.Capture
 def test_generate_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "generate", "--nodes", "1", "--apps", "3", "--out", str(tmp_path / "c.yaml")]) == 2
     assert "nodes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("nodes", "family", "needle"),
+    [
+        # the controller refuses the plan: the launcher's LaunchError (a RuntimeError)
+        ("1MiB", "digits", "deploying the apps failed (HTTP 422): no feasible placement"),
+        # the zoo cannot build the family's models
+        ("1GiB", "nosuch", "no family or variant named 'nosuch'"),
+    ],
+)
+def test_validate_turns_a_cluster_that_fails_to_start_into_one_line(
+    nodes: str, family: str, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"nodes:\n  - {{id: a, memory: {nodes}}}\n  - {{id: b, memory: {nodes}}}\n"
+        f"apps:\n  - {{name: x, family: {family}, slo_ms: 50, node: a}}\ngateway: false\n"
+    )
+    work = tmp_path / "work"
+    assert main(["sim", "validate", "--config", str(config), "--workdir", str(work)]) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: validation failed: " in err and needle in err
+    assert f"(logs: {work / 'logs'})" in err and "Traceback" not in err
