@@ -14,6 +14,14 @@ variant), each to its most accurate variant that fits, up to its home variant. T
 variant may land on any live node; the node the app runs on now still holds the old variant
 until the switch, so its budget is counted without that memory (the load must fit *beside*
 the variant it replaces).
+
+Fast path: a climb *in place* (same node, every backup and shared fallback where it is) is
+checked against the plan's per-node, per-scenario bookkeeping (``fallbacks.Room``) in
+O(scenarios of the node), without a planner call; it changes only the app's primary, so it
+cannot unprotect anyone. Only when no variant climbs in place is the greedy planner asked
+(a full pass over every app, seconds at 10,000 apps): at most ``max_trials`` such calls per
+settle call. Apps whose trials were not made stay unsettled (not in ``settled``) and are asked
+about again on the next pass.
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from faillite.placement.api import make_plan
-from faillite.placement.model import App, Backup, Instance, Mode, Plan, Variant
-from faillite.placement.policies import Policy
+from faillite.placement.fallbacks import Room, room_of
+from faillite.placement.model import App, Assignment, Backup, Instance, Mode, Plan, Variant
+from faillite.placement.policies import Policy, rules_for
+from faillite.placement.scenarios import failure_scenarios
 
 __all__ = ["Climb", "SettleResult", "settle"]
 
@@ -54,13 +64,18 @@ def settle(
     apps: Iterable[str],
     *,
     policy: Policy | str = Policy.FAILLITE,
+    max_trials: int | None = None,
 ) -> SettleResult:
     """Climb each of ``apps`` toward its ``home`` variant (app -> variant name) as far as the
     instance allows without leaving a protected app unprotected.
 
     ``inst`` pins every app's primary (node and variant) where ``plan`` has it; its nodes are the
     live ones. Apps of ``apps`` absent from the instance or already home are settled as they are.
+    ``max_trials`` caps the planner calls (None: ``default_trials``); an app left untried when
+    the cap is reached is neither climbed nor settled.
     """
+    if max_trials is None:
+        max_trials = default_trials(len(inst.apps))
     current = {a.name: a for a in inst.apps}
     protected = _protected(plan)
     climbs: list[Climb] = []
@@ -73,18 +88,28 @@ def settle(
     )
     settled.extend(sorted(a for a in set(apps) if a not in order))
     primaries = _Primaries(inst) if order else None
+    fast = _InPlace.of(inst, plan, policy) if order else None
+    trials = 0
     for name in order:
         app = current[name]
         options = _better(inst, app, home[name])
         found = None
+        in_place = untried = False
         for v in options:
+            if fast is not None and fast.fits(app, v, holding):
+                found, in_place = (v, fast.climb(best, app, v)), True
+                break
             assert primaries is not None
             if not primaries.may_place(app, v, holding):
                 continue  # the planner would find no room for the climbed primary (saves its call)
+            if trials >= max_trials:
+                untried = True
+                continue  # a less accurate variant may still climb in place
             trial = _with_climb(inst, current, app, v, holding)
             # First with every backup where it is (cheapest to carry out), then letting cold
             # reservations move or shrink around the warm backups.
             for keep in (_backups(best), _backups(best, Mode.WARM)):
+                trials += 1
                 result = make_plan(
                     trial,
                     method="greedy",
@@ -98,6 +123,8 @@ def settle(
                     break
             if found is not None:
                 break
+        if found is None and untried:
+            continue  # asked again on the next pass
         if found is None:
             settled.append(name)
             continue
@@ -108,11 +135,21 @@ def settle(
         assert primaries is not None
         primaries.move(app, current[name])
         inst = dataclasses.replace(inst, apps=tuple(current[a.name] for a in inst.apps))
+        if in_place and fast is not None:
+            fast.after(app, current[name])
+        else:  # the planner may have moved cold reservations: recount
+            fast = _InPlace.of(inst, new_plan, policy)
         # its old variant stays loaded until its switch: later climbs of this pass load beside it
         old = inst.family(app.family).variant(app.primary_variant)
         holding[app.primary_node or ""] = holding.get(app.primary_node or "", 0) + old.memory_bytes
         best = new_plan
     return SettleResult(best, tuple(climbs), tuple(sorted(settled)))
+
+
+def default_trials(n_apps: int) -> int:
+    """Planner calls one settle call may make: unbounded on small clusters; at scale (each call
+    a greedy pass over thousands of apps) a few, the rest waiting for the next pass."""
+    return 1_000_000 if n_apps <= 2_000 else 2
 
 
 def _gain(inst: Instance, app: App, home: str) -> float:
@@ -209,3 +246,72 @@ class _Primaries:
             )
         finally:
             self._count(app, 1)
+
+
+class _InPlace:
+    """The plan's room per node and failure scenario, to climb an app on the node it runs on
+    with every backup and shared fallback kept: only that node's memory and compute change."""
+
+    def __init__(self, inst: Instance, room: Room, backups: Mapping[str, Backup]) -> None:
+        self.inst, self.room, self.backups = inst, room, backups
+
+    @staticmethod
+    def of(inst: Instance, plan: Plan, policy: Policy | str) -> _InPlace | None:
+        """None where the fast path does not apply: the policy's backup is the primary's own
+        variant (a climb changes it), or the plan and instance disagree."""
+        if rules_for(policy, best_effort=True).same_variant:
+            return None
+        by_app = plan.by_app()
+        if set(by_app) != {a.name for a in inst.apps} or any(
+            a.primary_node != by_app[a.name].primary_node
+            or a.primary_variant != by_app[a.name].primary_variant
+            for a in inst.apps
+        ):
+            return None
+        scenarios = [s.failed for s in failure_scenarios(inst.nodes, use_domains=inst.params.use_domains)]
+        room = room_of(inst, plan, scenarios)
+        for sf in plan.shared:
+            room.take(
+                inst.node(sf.node),
+                inst.variant(sf.family, sf.variant),
+                [inst.app(a) for a in sf.apps],
+                scenarios,
+            )
+        return _InPlace(inst, room, _backups(plan))
+
+    def fits(self, app: App, v: Variant, holding: Mapping[str, int]) -> bool:
+        """``app`` on ``v`` where it runs now, its old variant still loaded until the switch."""
+        if app.primary_node is None:
+            return False
+        n = self.inst.node(app.primary_node)
+        old = self.inst.variant(app.family, app.primary_variant)
+        if v.latency_on(n) > app.slo_ms:
+            return False
+        b = self.backups.get(app.name)
+        if b is not None:
+            bv = self.inst.variant(app.family, b.variant)
+            if bv.memory_bytes > v.memory_bytes or bv.accuracy > v.accuracy:
+                return False
+        room = self.room
+        # base counts the old variant, which stays held: the new one loads beside it
+        mem = room.base[n.id] + room.peak[n.id] + v.memory_bytes + holding.get(n.id, 0)
+        if mem > n.memory_bytes:
+            return False
+        mc = room.mc[n.id] - old.demand_mc(app.request_rate, n) + v.demand_mc(app.request_rate, n)
+        worst = max(room.after[n.id].values(), default=0)
+        return mc + worst <= n.capacity_mc
+
+    def climb(self, plan: Plan, app: App, v: Variant) -> Plan:
+        assignments = tuple(
+            Assignment(a.app, a.primary_node, v.name, a.backup) if a.app == app.name else a for a in plan
+        )
+        return dataclasses.replace(plan, assignments=assignments)
+
+    def after(self, old: App, new: App) -> None:
+        """The bookkeeping once ``old`` climbed in place to ``new``."""
+        n = self.inst.node(new.primary_node or "")
+        ov = self.inst.variant(old.family, old.primary_variant)
+        nv = self.inst.variant(new.family, new.primary_variant)
+        self.room.base[n.id] += nv.memory_bytes - ov.memory_bytes
+        self.room.mc[n.id] += nv.demand_mc(new.request_rate, n) - ov.demand_mc(old.request_rate, n)
+        return self

@@ -10,6 +10,7 @@ meets, no room anywhere) and nothing changes::
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +63,8 @@ class AddRequest:
 
 def add_request(state: ControlState, specs: Sequence[AppSpec]) -> AddRequest:
     names = [s.name for s in specs]
-    taken = sorted({n for n in names if n in state.apps or names.count(n) > 1})
+    counts = Counter(names)  # linear: thousands of apps may be added at once
+    taken = sorted({n for n in names if n in state.apps or counts[n] > 1})
     if taken:
         raise AppConflict(f"app {taken[0]!r} exists already (DELETE /v1/apps/{taken[0]} first)")
     nodes = planning_nodes(state)
