@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="node:ID, domain:NAME, random:COUNT[,ttf=..,ttr=..,kind=..], repeat:ID,N,EVERY_S, or a "
         "trace file; join with + (default: node:<the first node>)",
     )
+    _timing_profiles_option(run, "none: the planner's profiles' times")
     run.add_argument("--policy", default=None, help=f"{', '.join(_POLICIES)} or all (default: the file's)")
     run.add_argument("--method", choices=("exact", "greedy"), default=None, help="default: the file's")
     run.add_argument("--seed", type=int, default=0)
@@ -76,6 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--config", type=Path, required=True)
     val.add_argument("--failures", default=None, metavar="SPEC")
     val.add_argument("--policy", default=None)
+    _timing_profiles_option(val, "the real run's models, profiled on this machine after it")
     val.add_argument("--seed", type=int, default=0)
     val.add_argument("--json", type=Path, metavar="PATH")
     val.add_argument(
@@ -110,6 +112,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     sw.set_defaults(func=_sweep)
 
 
+def _timing_profiles_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--timing-profiles",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="measured profiles (faillite profile; repeat for several files) whose load, first-inference "
+        f"and p50 times the simulated agents take; the planner keeps --profiles / the estimated ones "
+        f"(default: {default})",
+    )
+
+
+def _read_timing_profiles(paths: list[Path] | None) -> tuple[Any, ...] | None:
+    from faillite.profiler.format import ProfileError
+    from faillite.sim.inputs import read_profiles
+
+    if not paths:
+        return None
+    out: list[Any] = []
+    for path in paths:
+        try:
+            out.extend(read_profiles(path))
+        except (ProfileError, ValueError) as exc:
+            raise CliError(
+                f"--timing-profiles: {exc}" if str(path) in str(exc) else f"{path}: {exc}"
+            ) from None
+    return tuple(out)
+
+
 def _run(args: argparse.Namespace) -> int:
     from faillite.controller.planning import SpecError
     from faillite.launch.config import ClusterConfigError, load_cluster_config
@@ -129,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
             profiles = read_profiles(args.profiles)
         except ProfileError as exc:
             raise CliError(str(exc)) from None
+    timing_profiles = _read_timing_profiles(args.timing_profiles)
     wanted = args.policy or config.controller.policy
     labels = list(POLICIES) if wanted == "all" else [wanted]
     if labels[0] not in POLICIES:
@@ -149,7 +181,15 @@ def _run(args: argparse.Namespace) -> int:
     for label in labels:
         try:
             results.append(
-                simulate(config, failures, policy=label, seed=args.seed, method=args.method, inputs=inputs)
+                simulate(
+                    config,
+                    failures,
+                    policy=label,
+                    seed=args.seed,
+                    method=args.method,
+                    inputs=inputs,
+                    timing_profiles=timing_profiles,
+                )
             )
         except SpecError as exc:
             raise CliError(f"{args.config}: apps: {exc}") from None
@@ -209,6 +249,7 @@ def _validate(args: argparse.Namespace) -> int:
     from faillite.sim.failures import FailureSpecError
     from faillite.sim.validate import render, validate
 
+    timing_profiles = _read_timing_profiles(args.timing_profiles)
     own = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="faillite-validate-")) if own else args.workdir
     try:
@@ -218,6 +259,7 @@ def _validate(args: argparse.Namespace) -> int:
             seed=args.seed,
             policy=args.policy,
             workdir=workdir,
+            timing_profiles=timing_profiles,
             say=lambda m: print(m, file=sys.stderr),
         )
     except ClusterConfigError as exc:

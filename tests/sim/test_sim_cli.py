@@ -118,3 +118,26 @@ def test_validate_turns_a_cluster_that_fails_to_start_into_one_line(
     err = capsys.readouterr().err
     assert f"{config}: validation failed: " in err and needle in err
     assert f"(logs: {work / 'logs'})" in err and "Traceback" not in err
+
+
+def test_timing_profiles_set_the_agents_load_times(tmp_path: Path) -> None:
+    from faillite.launch.config import load_cluster_config
+    from faillite.profiler.format import MachineInfo, ProfileSet, save_profiles
+    from faillite.zoo.catalog import estimated_family_profiles
+
+    config = load_cluster_config(DEMO)
+    slow = [
+        p.model_copy(update={"load_ms": p.load_ms + 5000.0})
+        for f in config.families()
+        for p in estimated_family_profiles(f, scale=config.standins.scale)
+    ]
+    path = tmp_path / "slow.json"
+    save_profiles(ProfileSet(machine=MachineInfo(hostname="t", cpu_count=1, onnxruntime="-"), created="now",
+                             variants=tuple(slow)), path)  # fmt: skip
+    mttr = {}
+    for name, extra in (("plain", []), ("slow", ["--timing-profiles", str(path)])):
+        out = tmp_path / f"{name}.json"
+        args = ["sim", "run", "--config", str(DEMO), "--policy", "full-cold", "--method", "greedy"]
+        assert main([*args, "--no-events", "--json", str(out), *extra]) == 0
+        mttr[name] = json.loads(out.read_text())["policies"]["full-cold"]["mttr_mean_ms"]
+    assert mttr["slow"] > mttr["plain"] + 4000  # every cold recovery loads a model
