@@ -20,8 +20,10 @@ simulated in full.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from faillite.bench.load import RequestRecord
@@ -32,9 +34,38 @@ from faillite.sim.agents import SimAgent
 from faillite.sim.engine import Engine
 from faillite.wire import RouteTable, RouteTarget
 
-__all__ = ["AppClient"]
+__all__ = ["AnswerExtra", "AppClient"]
 
 Suspect = Callable[[RouteTarget, str], None]
+
+
+class AnswerExtra:
+    """Seconds an answer takes beyond the agent's time (scheduling, HTTP on a busy box): drawn
+    from a measured distribution given as (quantile, ms) points, linear between them (none: 0).
+    Without it every answer takes its p50 and the client hedges at 3 x p50, far earlier than a
+    real client whose p99 is several times its p50 (``SimTiming.answer_extra_ms``)."""
+
+    __slots__ = ("_ms", "_q", "_rng", "mean")
+
+    def __init__(self, points: Sequence[tuple[float, float]], seed: int) -> None:
+        pts = sorted(points)
+        if pts and (pts[0][0] != 0.0 or pts[-1][0] != 1.0):
+            raise ValueError("answer_extra_ms: the quantiles must run from 0 to 1")
+        self._q, self._ms = [q for q, _ in pts], [ms for _, ms in pts]
+        self._rng = random.Random(f"{seed}:answer-extra")  # str seeds hash alike in every process
+        pairs = list(itertools.pairwise(pts))
+        self.mean = sum((q1 - q0) * (a + b) / 2 for (q0, a), (q1, b) in pairs) / 1000  # seconds
+
+    def draw(self) -> float:
+        if not self._q:
+            return 0.0
+        u = self._rng.random()
+        i = bisect.bisect_right(self._q, u) - 1
+        if i >= len(self._q) - 1:
+            return self._ms[-1] / 1000
+        q0, q1 = self._q[i], self._q[i + 1]
+        f = 0.0 if q1 == q0 else (u - q0) / (q1 - q0)
+        return (self._ms[i] + f * (self._ms[i + 1] - self._ms[i])) / 1000
 
 
 @dataclass
@@ -88,6 +119,7 @@ class AppClient:
         probe_deadline: float = 5.0,
         work_deadline: float = 10.0,
         max_in_flight: int = 8,
+        answer_extra_ms: Sequence[tuple[float, float]] = (),
     ) -> None:
         self.app, self.engine, self.agents, self.suspect = app, engine, agents, suspect
         self.rate = rate
@@ -100,6 +132,8 @@ class AppClient:
             max_in_flight,
         )
         self.rng = random.Random(seed)
+        # the answers' tail: its own stream, so the workload's arrivals do not depend on it
+        self.extra = AnswerExtra(answer_extra_ms, seed)
         self.probe_records: list[RequestRecord] = []
         self.work_records: list[RequestRecord] = []
         self.dropped = 0
@@ -169,7 +203,7 @@ class AppClient:
         now = self.engine.now
         skipped = int((now - end) / latency) if latency > 0 else 0
         for _ in range(min(skipped, self.state.config.window)):  # their answer times
-            self.state.latency.record(latency)
+            self.state.latency.record(latency + self.extra.draw())
         self.state.stats.requests += skipped
         self._new(min(end + skipped * latency, now), "probe")
 
@@ -215,9 +249,12 @@ class AppClient:
     def _attempt(self, target: RouteTarget, rank: int, now: float, timeout: float) -> _Attempt:
         agent = self.agents[target.node]
         answer = agent.attempt(target.model, target.epoch, now)
-        if answer.at is None or answer.at > now + timeout:
+        at = answer.at
+        if at is not None and answer.status == 200:
+            at += self.extra.draw()
+        if at is None or at > now + timeout:
             return _Attempt(target, rank, now, now + timeout, "timeout")
-        return _Attempt(target, rank, now, answer.at, answer.status)
+        return _Attempt(target, rank, now, at, answer.status)
 
     def _waited(self, req: _Request, token: int) -> None:
         if req.waiting and req.wait_token == token and req in self._inflight:
@@ -348,7 +385,7 @@ class AppClient:
             self._new(now, "probe")
             return
         # the same target would answer the same way until something happens (``touch``)
-        self._idle = (now, self.agents[target.node].steady_latency(target.model))
+        self._idle = (now, self.agents[target.node].steady_latency(target.model) + self.extra.mean)
         retry_at = self.cache.retry_at(self.app, now)
         if retry_at is not None:  # a mark's expiry may send the next request elsewhere
             self.engine.at(retry_at, self.touch)

@@ -91,6 +91,7 @@ class Observer:
                 seed=zlib.crc32(f"{self.seed}:{app}".encode()),
                 hedging=self.hedging,
                 probe_deadline=self.timing.probe_deadline_s,
+                answer_extra_ms=self.timing.answer_extra_ms,
             )
             self.clients[app] = c
             c.apply(self._table(app))

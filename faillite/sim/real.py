@@ -61,8 +61,7 @@ class RealRun:
     kind: str  # crash / hang
     profiles: tuple[VariantProfile, ...]  # what the controller planned with
     nodes: list[dict[str, Any]]  # GET /v1/nodes before the failure (budgets, loaded, used_bytes)
-    # the order the agents registered in: the controller's node order, so the planner's (CP-SAT's
-    # variable order, which breaks ties between equally good plans)
+    # the order the agents registered in (recorded only: the controller plans in node id order)
     registered: list[str]
     plan_before: dict[str, Any]  # GET /v1/plan before the failure
     plan_after: dict[str, Any]  # ... once settled

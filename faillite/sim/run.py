@@ -2,7 +2,8 @@
 
 The cluster starts deployed: the controller's own app addition (``policy.add_request`` and
 ``app_added``: the real planner) gives the plan, and every node holds what the plan wants
-loaded (primaries, warm backups, shared fallbacks), every app served from its primary. Each
+loaded (primaries, warm backups, shared fallbacks), every app served from its primary (only the
+primaries have answered: a warm backup's first request is a first run, as on a real cluster). Each
 failure happens ``start_s`` + its ``at_s`` into the run; a repair restarts the node's agent,
 which registers again (``policy.node_registered``: REJOINING, cleaned, failback). The run ends
 once the last failure's observation closed and the last repair is ``tail_s`` behind.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from faillite.controller import policy as pol
@@ -23,10 +24,11 @@ from faillite.controller.config import make_detector
 from faillite.controller.decide import Replica, SetServing
 from faillite.controller.effects import SetAgent
 from faillite.controller.model import AgentView, ControlState, PolicyConfig
+from faillite.controller.planning import plan_to_json, shared_to_json
 from faillite.controller.reduce import apply
 from faillite.controller.states import AppState
 from faillite.launch.config import ClusterConfig
-from faillite.placement import Mode, PlannerParams
+from faillite.placement import Assignment, Mode, PlannerParams, Variant
 from faillite.profiler.format import VariantProfile
 from faillite.sim.agents import SimAgent
 from faillite.sim.control import SimController
@@ -71,6 +73,8 @@ class SimResult:
     planner_calls: int
     extra: dict[str, Any] = field(default_factory=dict)
     planner_seconds: float = 0.0  # wall time in planner calls (part of sim_seconds)
+    plan: list[dict[str, Any]] = field(default_factory=list)  # the final plan, every app
+    shared: list[dict[str, Any]] = field(default_factory=list)  # the final shared fallbacks
 
     def to_json(self, *, events: bool = True) -> dict[str, Any]:
         doc = {
@@ -84,6 +88,8 @@ class SimResult:
             "planner_calls": self.planner_calls,
             "app_outcomes": self.apps,
             **self.extra,
+            "plan": self.plan,
+            "shared": self.shared,
         }
         if events:
             doc["events"] = self.events
@@ -110,9 +116,12 @@ def simulate(
     timing: SimTiming | None = None,
     inputs: SimInputs | None = None,
     full_reconcile: bool = False,
+    timing_profiles: Sequence[VariantProfile] | None = None,
 ) -> SimResult:
     """``full_reconcile``: every reconcile pass on the whole state (slow at scale; the focused
-    passes must give the same run, ``faillite.sim.focus``)."""
+    passes must give the same run, ``faillite.sim.focus``). ``timing_profiles``: measured
+    profiles whose load, first-inference and steady times the simulated agents take (timing
+    only: the planner keeps ``profiles``, else the plans differ from the controller's)."""
     started = time.perf_counter()
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
@@ -127,7 +136,7 @@ def simulate(
     )
     state = ControlState(families=dict(inputs.families), params=params, config=cfg)
     engine = Engine()
-    variants = {v.name: v for f in inputs.families.values() for v in f.variants}
+    variants = timed_variants(inputs, timing_profiles)
     agents = {n.id: SimAgent(n.id, n.memory_bytes, engine, timing, variants) for n in inputs.nodes}
     beats = BeatModel(detector, timing.beat_jitter_s, seed)
     accuracy = {(f.name, v.name): v.accuracy for f in inputs.families.values() for v in f.variants}
@@ -207,14 +216,34 @@ def simulate(
         planner_calls=controller.replans + 1,
         extra={"controller_task_errors": controller.task_errors},
         planner_seconds=controller.planner_seconds,
+        plan=sorted(plan_to_json(state.plan), key=lambda a: a["app"]),  # as GET /v1/plan says it
+        shared=shared_to_json(state.plan),
     )
 
 
+def timed_variants(inputs: SimInputs, timing_profiles: Sequence[VariantProfile] | None) -> dict[str, Variant]:
+    """variant name -> the variant the agents time (the planner's, with the measured load,
+    first-inference and p50 times of ``timing_profiles`` where they name it)."""
+    measured = {(p.family, p.variant): p for p in timing_profiles or ()}
+    out: dict[str, Variant] = {}
+    for f in inputs.families.values():
+        for v in f.variants:
+            p = measured.get((f.name, v.name))
+            out[v.name] = (
+                v
+                if p is None
+                else replace(v, load_ms=p.load_ms, first_infer_ms=p.first_infer_ms, service_ms=p.infer_p50_ms)
+            )
+    return out
+
+
 def _deploy(state: ControlState, agents: dict[str, SimAgent]) -> None:
-    """Every node holds what the plan wants loaded; every app answers from its primary."""
+    """Every node holds what the plan wants loaded; every app answers from its primary (only the
+    primaries have served a request: a backup's or shared fallback's first answer is a first run)."""
     wanted: dict[str, set[str]] = {}
     for a in state.plan:
         wanted.setdefault(a.primary_node, set()).add(a.primary_variant)
+        agents[a.primary_node].served.add(a.primary_variant)
         if a.backup is not None and a.backup.mode is Mode.WARM:
             wanted.setdefault(a.backup.node, set()).add(a.backup.variant)
     for sf in state.plan.shared:
@@ -223,7 +252,6 @@ def _deploy(state: ControlState, agents: dict[str, SimAgent]) -> None:
         agent = agents[node]
         for v in variants:
             agent.loaded[v] = agent.variants[v].memory_bytes
-            agent.served.add(v)
         apply(state, SetAgent(node, AgentView(frozenset(variants), agent.used, True), "deployed"))
     for a in state.plan:
         replica = Replica(a.primary_node, a.primary_variant)
@@ -282,21 +310,15 @@ def _outcomes(
                 "state": None if s is None else s.state.value,
                 "node": None if s is None or s.replica is None else s.replica.node,
                 "variant": None if s is None or s.replica is None else s.replica.variant,
-                "placement": None
-                if asg is None
-                else {
-                    "primary_node": asg.primary_node,
-                    "primary_variant": asg.primary_variant,
-                    "backup": None
-                    if asg.backup is None
-                    else {
-                        "node": asg.backup.node,
-                        "variant": asg.backup.variant,
-                        "mode": asg.backup.mode.value,
-                    },
-                },
+                "placement": None if asg is None else _placement(asg),
             }
     return dict(sorted(out.items()))
+
+
+def _placement(asg: Assignment) -> dict[str, Any]:
+    b = asg.backup
+    backup = None if b is None else {"node": b.node, "variant": b.variant, "mode": b.mode.value}
+    return {"primary_node": asg.primary_node, "primary_variant": asg.primary_variant, "backup": backup}
 
 
 def _refused(

@@ -45,6 +45,14 @@ class SimTiming:
     request_overhead_s: float = 0.0005
     # an agent's answer that is not an inference (503, 409, a refused load). *assumed*
     refusal_s: float = 0.0005
+    # an answer's time beyond the agent's (scheduling, HTTP, the event loops on a 2-core box), as
+    # (quantile, ms) points: without it p99 = p50 and the client hedges at 3 x p50, far earlier
+    # than a real client. Measured: the demo's digits-meter probes before the failure on a quiet
+    # box (load 0.5; /tmp/v/base-1.json, `faillite sim validate` on faillite/demo/cluster.yaml):
+    # p50 0.40 ms, p99 3.72 ms for a model whose inference takes 0.014 ms, so what it shows is the
+    # answer path's own spread: p50 at the 0.5 ms overhead (extra 0), p99 3.3 ms beyond it. Only
+    # those two quantiles were measured: linear between them (*assumed* shape), none above p99.
+    answer_extra_ms: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.5, 0.0), (0.99, 3.3), (1.0, 3.3))
     # heartbeat inter-arrival jitter (standard deviation) on a quiet box. *assumed*
     beat_jitter_s: float = 0.002
     # controller settings (faillite.controller.config.ControllerConfig defaults)

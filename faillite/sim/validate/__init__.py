@@ -3,8 +3,7 @@
 ``validate(config_path)`` runs the real side first (``faillite.sim.real.run_real``), then the
 simulator with the real run's planner inputs: the profiles the controller planned with (as
 ``faillite up`` writes them: estimated, not profiled), the node budgets as the agents registered
-them and in the order they registered (the controller plans over its nodes in that order), the
-controller's policy, method and progressive setting, the same failure (the node the real
+them, the controller's policy, method and progressive setting, the same failure (the node the real
 run failed, resolved before the simulator runs) and the same seed. Then ``compare`` lists every
 difference in what must match exactly -- which apps recovered, the node and variant of each
 affected app's first answer and of its settled replica, the final plan (primary and backup
@@ -17,7 +16,8 @@ run's probes and events, the simulator's simulated ones) and are reduced to one 
 per-app ``Outcome`` + plan) before comparison, so the comparison is pure and tested on hand-made
 outcomes. Modules: ``compare`` (the shape, the differences, the report), ``render`` (the table),
 ``run`` (validate, against), ``calibrate`` (the real run's measured delays, as ``SimTiming``
-constants).
+constants), ``measure`` (the real run's models profiled here: the simulated agents' load and
+inference times; the planner keeps the estimated profiles the controller planned with).
 """
 
 from faillite.sim.validate.calibrate import measured_constants, measured_timing, real_timings
@@ -31,6 +31,7 @@ from faillite.sim.validate.compare import (
     outcome,
     phase_means,
 )
+from faillite.sim.validate.measure import measure_profiles, run_variants
 from faillite.sim.validate.render import render
 from faillite.sim.validate.run import against, failure_nodes, planner_config, real_side, sim_side, validate
 
@@ -42,6 +43,7 @@ __all__ = [
     "against",
     "compare",
     "failure_nodes",
+    "measure_profiles",
     "measured_constants",
     "measured_timing",
     "mttr_ratio",
@@ -51,6 +53,7 @@ __all__ = [
     "real_side",
     "real_timings",
     "render",
+    "run_variants",
     "sim_side",
     "validate",
 ]

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from faillite.launch.config import ClusterConfig, NodeConfig, load_cluster_config
+from faillite.profiler.format import VariantProfile
 from faillite.sim.failures import FailureEvent, FailureSpecError, parse_failures
 from faillite.sim.real import RealRun, run_real
 from faillite.sim.run import POLICIES, simulate
 from faillite.sim.timing import SimTiming
 from faillite.sim.validate.calibrate import measured_constants, real_timings
 from faillite.sim.validate.compare import Side, ValidationReport, compare, outcome
+from faillite.sim.validate.measure import measure_profiles, run_variants
 
 __all__ = [
     "against",
@@ -68,11 +70,10 @@ def failure_nodes(
 
 
 def planner_config(run: RealRun) -> ClusterConfig:
-    """The cluster file as the controller saw it: node budgets as the agents registered them, the
-    nodes in the order they registered (the controller plans over its nodes in that order, and the
-    exact planner breaks ties between equally good plans by it)."""
+    """The cluster file as the controller saw it: node budgets as the agents registered them (the
+    order they registered in does not matter: the controller plans over its nodes in id order,
+    ``faillite.controller.model.planning_nodes``, and so does the simulator)."""
     registered = {n["id"]: n for n in run.nodes}
-    order = {node: i for i, node in enumerate(run.registered)}
     nodes = tuple(
         NodeConfig(
             id=n.id,
@@ -80,7 +81,7 @@ def planner_config(run: RealRun) -> ClusterConfig:
             cores=float(registered.get(n.id, {}).get("cores") or n.cores),
             domain=registered.get(n.id, {}).get("domain", n.domain),
         )
-        for n in sorted(run.config.nodes, key=lambda n: order.get(n.id, len(order)))
+        for n in run.config.nodes
     )
     return run.config.model_copy(update={"nodes": nodes})
 
@@ -99,10 +100,14 @@ def validate(
     policy: str | None = None,
     workdir: Path | None = None,
     timing: SimTiming | None = None,
+    timing_profiles: Sequence[VariantProfile] | None = None,
     say: Any = lambda _m: None,
 ) -> ValidationReport:
     """Run the failure on a real local cluster, then in the simulator with the same inputs; compare.
-    ``timing``: the simulator's constants (default ``SimTiming()``; see ``measured_timing``)."""
+    ``timing``: the simulator's constants (default ``SimTiming()``; see ``measured_timing``).
+    ``timing_profiles``: the models' measured times the simulated agents take (default: the real
+    run's models profiled here after it, ``faillite.sim.validate.measure``; ``()``: the planner's
+    estimates)."""
     config = with_policy(load_cluster_config(Path(config_path)), policy)
     failure = failure_nodes(config, failures, seed=seed)
     nodes, kind = failure if failure is not None else (None, "crash")
@@ -111,7 +116,18 @@ def validate(
             run = run_real(config, Path(tmp), nodes=nodes, kind=kind, say=say)
     else:
         run = run_real(config, workdir, nodes=nodes, kind=kind, say=say)
-    return against(run, config=str(config_path), seed=seed, timing=timing)
+    source = "given"
+    if timing_profiles is None:
+        timing_profiles = measure_profiles(run.config, run_variants(run), say=say)
+        source = "the real run's models, profiled on this machine after it (faillite.profiler)"
+    return against(
+        run,
+        config=str(config_path),
+        seed=seed,
+        timing=timing,
+        timing_profiles=timing_profiles,
+        timing_source=source if timing_profiles else "the planner's estimated profiles",
+    )
 
 
 def sim_label(config: ClusterConfig) -> str:
@@ -130,12 +146,23 @@ def against(
     seed: int = 0,
     policy: str | None = None,
     timing: SimTiming | None = None,
+    timing_profiles: Sequence[VariantProfile] = (),
+    timing_source: str = "the planner's estimated profiles",
 ) -> ValidationReport:
     """Simulate ``run``'s failure with its planner inputs (``policy``: another policy, to see a
-    difference) and compare."""
+    difference) and compare. ``timing_profiles``: measured model times for the simulated agents
+    (the planner keeps the run's estimated profiles)."""
     cfg = with_policy(planner_config(run), policy)
     failure = FailureEvent(0.0, run.failed_nodes, kind=run.kind)  # type: ignore[arg-type]
-    result = simulate(cfg, [failure], policy=sim_label(cfg), seed=seed, profiles=run.profiles, timing=timing)
+    result = simulate(
+        cfg,
+        [failure],
+        policy=sim_label(cfg),
+        seed=seed,
+        profiles=run.profiles,
+        timing=timing,
+        timing_profiles=timing_profiles,
+    )
     doc = result.to_json()
     sim, real = sim_side(doc), real_side(run)
     scope = "every app's placement and the shared fallbacks"
@@ -155,6 +182,13 @@ def against(
         sim_detail={k: v for k, v in doc.items() if k != "injections"},  # events kept, as the real side
         calibration={
             "timing": (timing or SimTiming()).to_json(),
+            "timing_profiles": {
+                "source": timing_source,
+                "ms": {
+                    p.variant: {"load": p.load_ms, "first_infer": p.first_infer_ms, "p50": p.infer_p50_ms}
+                    for p in sorted(timing_profiles, key=lambda p: p.variant)
+                },
+            },
             "measured": measured_constants([run]),
             "real_timings": real_timings(run),
         },
