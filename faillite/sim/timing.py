@@ -1,7 +1,10 @@
 """The simulator's timing model: every delay that is not a model's profile, in seconds.
 
 A model's load time, first inference and request latency come from its profile (``load_ms``,
-``first_infer_ms``, ``infer_p50_ms``); failure detection from the real detector
+``first_infer_ms``, ``infer_p50_ms``): the planner's, or measured ones given as
+``simulate(timing_profiles=...)`` (the planner keeps its own; ``faillite sim validate`` profiles
+the real run's models on this machine, ``faillite.sim.validate.measure``); failure detection from
+the real detector
 (``faillite.controller.liveness.Detector``) fed simulated heartbeats; everything else the
 controller, agents and clients spend is one of these constants. Defaults were measured on this
 2-core machine (docs/benchmarks.md and docs/bench-runs/2026-12-02/, the failover benchmark at
@@ -19,16 +22,20 @@ __all__ = ["SimTiming"]
 
 @dataclass(frozen=True)
 class SimTiming:
-    # A SIGKILLed agent's sockets reset once the kernel has freed its memory: 17-21 ms with huge
-    # pages (docs/benchmarks.md, "Detection dominates the warm path"). The controller's agent
-    # connection and the clients' kept connections learn of the crash at the same instant.
-    crash_close_s: float = 0.020
+    # A SIGKILLed agent's sockets reset once the kernel has freed its memory. The controller's
+    # agent connection and the clients' kept connections learn of the crash at the same instant.
+    # Failure -> node_dead in five `faillite sim validate` runs of the demo (SIGKILL of edge-2,
+    # 2026-12-02 17:12-17:18): 8.3, 11.1, 17.0, 11.1, 9.5 ms (load 0.5 to 5.5): median 11.1 ms.
+    # (17-21 ms in docs/benchmarks.md, "Detection dominates the warm path": bigger agents.)
+    crash_close_s: float = 0.011
     # node_dead -> warm switches published: the decide phase of warm-backed apps, 0.8-1.2 ms
     # (full-warm, hetero-warm-only; failover-paper.json phases_ms.decide).
     decide_s: float = 0.001
     # node_dead -> the first recovery program's first load: the recovery replan (greedy,
-    # protect=False) and program start, 7.9-8.0 ms (faillite, full-cold decide phase, SIGKILL).
-    recovery_plan_s: float = 0.007
+    # protect=False) and program start. Same five demo runs (calibrate.measured_timings'
+    # recovery_plan): 3.4, 34.1, 23.3, 3.0, 2.0 ms: median 3.4 ms; the 23-34 ms ones ran beside
+    # other CPU-bound jobs (load 1.6-2.9). Was 7.9-8.0 ms in the failover benchmark (full-cold).
+    recovery_plan_s: float = 0.0034
     # load finished -> the program's switch published: the publish phase, 0.3-1.0 ms.
     publish_s: float = 0.0005
     # route_changed -> the clients hold the new table (a WebSocket push on loopback). *assumed*
