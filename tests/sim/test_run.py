@@ -9,6 +9,7 @@ import pytest
 
 from faillite.launch.config import ClusterConfig, load_cluster_config
 from faillite.profiler.format import VariantProfile
+from faillite.sim.clients import AnswerExtra
 from faillite.sim.failures import FailureEvent, parse_failures
 from faillite.sim.run import EXACT_MAX_APPS, choose_method, simulate
 from faillite.sim.timing import SimTiming
@@ -55,7 +56,7 @@ def test_one_crash_computed_by_hand() -> None:
     MTTR = connection close + recovery plan + the load + the program's switch + the route push
     + one request (overhead + the first inference after a load)."""
     config, profiles = _small()
-    t = SimTiming()
+    t = SimTiming(answer_extra_ms=())  # no answer tail: every answer takes the agent's time
     result = simulate(config, [FailureEvent(0.0, ("n1",))], policy="full-cold", profiles=profiles, timing=t)
     doc = result.to_json()
     (app,) = doc["injections"][0]["apps"]
@@ -180,3 +181,73 @@ def test_greedy_replaces_exact_beyond_the_size_exact_can_finish() -> None:
     chosen = choose_method(many, None)
     assert chosen["ran"] == "greedy" and chosen["asked"] == "exact" and "CP-SAT" in chosen["reason"]
     assert choose_method(many, "greedy")["ran"] == "greedy"
+
+
+def test_timing_profiles_time_the_agents_and_leave_the_plan_alone() -> None:
+    """Measured times (``timing_profiles``) replace the profile's load and first inference in the
+    simulated agents only: the recovery takes them, the planner plans as before."""
+    config, profiles = _small()
+    t = SimTiming(answer_extra_ms=())
+    measured = [_profile("cam", "cam-v1", accuracy=0.8, mib=10, load_ms=40.0, first_ms=3.0)]
+    failure = [FailureEvent(0.0, ("n1",))]
+    base = simulate(config, failure, policy="full-cold", profiles=profiles, timing=t).to_json()
+    timed = simulate(
+        config, failure, policy="full-cold", profiles=profiles, timing=t, timing_profiles=measured
+    ).to_json()
+    (app,) = timed["injections"][0]["apps"]
+    assert app["phases_ms"]["load"] == pytest.approx(40.0, abs=0.002)
+    assert app["phases_ms"]["answer"] == pytest.approx(
+        (t.route_push_s + t.request_overhead_s) * 1000 + 3.0, abs=0.002
+    )
+    assert base["injections"][0]["apps"][0]["phases_ms"]["load"] == pytest.approx(150.0, abs=0.002)
+    assert timed["plan"] == base["plan"] and timed["shared"] == base["shared"]
+
+
+def test_the_result_holds_the_whole_final_plan() -> None:
+    """Every app's placement, as GET /v1/plan names it, not only the failed apps'."""
+    config = load_cluster_config(DEMO)
+    doc = simulate(
+        config, [FailureEvent(0.0, ("edge-2",))], policy="faillite-shared", method="greedy"
+    ).to_json()
+    assert [p["app"] for p in doc["plan"]] == sorted(a.name for a in config.apps)
+    assert all({"primary_node", "primary_variant", "backup"} <= set(p) for p in doc["plan"])
+    assert all(p["primary_node"] != "edge-2" for p in doc["plan"])  # replanned off the dead node
+    for sf in doc["shared"]:
+        assert {"node", "family", "variant", "apps"} <= set(sf)
+    failed = doc["app_outcomes"]
+    by_app = {p.pop("app"): p for p in doc["plan"]}
+    assert all(by_app[a] == o["placement"] for a, o in failed.items())
+
+
+def test_a_warm_backups_first_answer_is_a_first_run() -> None:
+    """At deploy only the primaries have answered: a warm backup's first request pays the first
+    inference (as on a real cluster), not the steady p50."""
+    config, profiles = _small()
+    config = config.model_copy(
+        update={"controller": config.controller.model_copy(update={"policy": "full-warm"})}
+    )
+    t = SimTiming(answer_extra_ms=())
+    doc = simulate(
+        config, [FailureEvent(0.0, ("n1",))], policy="full-warm", profiles=profiles, timing=t
+    ).to_json()
+    (app,) = doc["injections"][0]["apps"]
+    assert app["recovered"] and app["mode"] == "warm" and app["phases_ms"]["load"] == 0.0
+    first_ms = 12.0  # _small's first inference; its p50 is 2 ms
+    assert app["mttr_ms"] >= first_ms + t.request_overhead_s * 1000
+
+
+def test_answer_extra_follows_its_quantiles_and_its_seed() -> None:
+    points = ((0.0, 0.0), (0.5, 0.0), (0.99, 3.3), (1.0, 3.3))
+    extra = AnswerExtra(points, seed=1)
+    draws = sorted(extra.draw() * 1000 for _ in range(20000))
+    assert draws[0] >= 0.0 and draws[-1] <= 3.3
+    assert draws[len(draws) // 2] == pytest.approx(0.0, abs=0.05)
+    assert draws[int(len(draws) * 0.99)] == pytest.approx(3.3, abs=0.1)
+    assert draws[int(len(draws) * 0.9)] == pytest.approx(3.3 * 0.4 / 0.49, abs=0.1)
+    a, b, c = AnswerExtra(points, seed=1), AnswerExtra(points, seed=1), AnswerExtra(points, seed=2)
+    first = [a.draw() for _ in range(50)]
+    assert first == [b.draw() for _ in range(50)] and first != [c.draw() for _ in range(50)]
+    assert extra.mean * 1000 == pytest.approx(0.49 * 3.3 / 2 + 0.01 * 3.3)
+    assert AnswerExtra((), seed=1).draw() == 0.0 and AnswerExtra((), seed=1).mean == 0.0
+    with pytest.raises(ValueError, match="from 0 to 1"):
+        AnswerExtra(((0.5, 1.0), (1.0, 2.0)), seed=1)
