@@ -10,7 +10,7 @@ import yaml
 
 from faillite.launch.config import load_cluster_config
 from faillite.sim.failures import FailureSpecError
-from faillite.sim.real import default_victim, run_real
+from faillite.sim.real import RealRun, default_victim, run_real
 from faillite.sim.validate import (
     MTTR_TOLERANCE,
     Outcome,
@@ -25,7 +25,11 @@ from faillite.sim.validate import (
     sim_side,
 )
 from faillite.sim.validate.calibrate import measured_timings
+from faillite.sim.validate.measure import measure_profiles, run_variants
 from faillite.sim.validate.run import sim_label, with_policy
+from faillite.zoo.catalog import estimated_family_profiles
+
+DEMO = Path(__file__).resolve().parents[2] / "faillite" / "demo" / "cluster.yaml"
 
 PLAN = [
     {
@@ -275,3 +279,43 @@ def test_outcome_and_sim_side_from_benchmark_records() -> None:
     bare = {"app": "b", "recovered": False, "mttr_ms": None, "settled_variant": None, "steps": []}
     unrecovered = outcome(bare)
     assert (unrecovered.recovered, unrecovered.first_node, unrecovered.settled_node) == (False, None, None)
+
+
+def test_timing_profiles_measure_the_runs_models_here(tmp_path: Path) -> None:
+    """``run_variants``: every model the real run's plans name or its agents loaded, with its
+    family; ``measure_profiles`` profiles them with faillite's profiler (the digits family's
+    shipped models: a real measurement, a few seconds)."""
+    config = load_cluster_config(DEMO)
+    estimated = [
+        p for p in estimated_family_profiles("digits") if p.variant in ("digits-mlp-16", "digits-mlp-64")
+    ]
+    plan = [{"app": "x", "primary_node": "n1", "primary_variant": "digits-mlp-64", "backup": None}]
+    after = [
+        {
+            "app": "x",
+            "primary_node": "n2",
+            "primary_variant": "digits-mlp-64",
+            "backup": {"node": "n1", "variant": "digits-mlp-16", "mode": "cold"},
+        }
+    ]
+    run = RealRun(
+        config=config,
+        failed_nodes=("n1",),
+        kind="crash",
+        profiles=tuple(estimated),
+        nodes=[],
+        registered=[],
+        plan_before={"plan": plan, "shared": []},
+        plan_after={"plan": after, "shared": []},
+        apps_after={},
+        apps={},
+        events=[
+            {"kind": "load_started", "variant": "digits-mlp-16", "t_ms": 1.0},
+            {"kind": "node_dead", "t_ms": 0.5},
+        ],
+        load_ms={},
+    )
+    assert run_variants(run) == {("digits", "digits-mlp-16"), ("digits", "digits-mlp-64")}
+    measured = measure_profiles(config, run_variants(run), loads=2, runs=5)
+    assert sorted(p.variant for p in measured) == ["digits-mlp-16", "digits-mlp-64"]
+    assert all(p.load_ms > 0 and p.first_infer_ms > 0 and p.infer_p50_ms > 0 for p in measured)
