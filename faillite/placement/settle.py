@@ -19,9 +19,9 @@ Fast path: a climb *in place* (same node, every backup and shared fallback where
 checked against the plan's per-node, per-scenario bookkeeping (``fallbacks.Room``) in
 O(scenarios of the node), without a planner call; it changes only the app's primary, so it
 cannot unprotect anyone. Only when no variant climbs in place is the greedy planner asked
-(a full pass over every app, seconds at 10,000 apps): at most ``max_trials`` such calls per
-settle call. Apps whose trials were not made stay unsettled (not in ``settled``) and are asked
-about again on the next pass.
+(a full pass over every app, seconds at 10,000 apps), and for at most ``planner_apps`` apps per
+settle call: beyond that an app that cannot climb in place settles where it is (at scale,
+``default_planner_apps``, settling is in place only; a later failover asks again).
 """
 
 from __future__ import annotations
@@ -64,18 +64,17 @@ def settle(
     apps: Iterable[str],
     *,
     policy: Policy | str = Policy.FAILLITE,
-    max_trials: int | None = None,
+    planner_apps: int | None = None,
 ) -> SettleResult:
     """Climb each of ``apps`` toward its ``home`` variant (app -> variant name) as far as the
     instance allows without leaving a protected app unprotected.
 
     ``inst`` pins every app's primary (node and variant) where ``plan`` has it; its nodes are the
     live ones. Apps of ``apps`` absent from the instance or already home are settled as they are.
-    ``max_trials`` caps the planner calls (None: ``default_trials``); an app left untried when
-    the cap is reached is neither climbed nor settled.
+    ``planner_apps`` caps the apps that may ask the planner (None: ``default_planner_apps``).
     """
-    if max_trials is None:
-        max_trials = default_trials(len(inst.apps))
+    if planner_apps is None:
+        planner_apps = default_planner_apps(len(inst.apps))
     current = {a.name: a for a in inst.apps}
     protected = _protected(plan)
     climbs: list[Climb] = []
@@ -89,12 +88,13 @@ def settle(
     settled.extend(sorted(a for a in set(apps) if a not in order))
     primaries = _Primaries(inst) if order else None
     fast = _InPlace.of(inst, plan, policy) if order else None
-    trials = 0
+    asking = 0  # apps that asked the planner
     for name in order:
         app = current[name]
         options = _better(inst, app, home[name])
         found = None
-        in_place = untried = False
+        in_place = False
+        may_ask, asked_now = asking < planner_apps, False
         for v in options:
             if fast is not None and fast.fits(app, v, holding):
                 found, in_place = (v, fast.climb(best, app, v)), True
@@ -102,14 +102,14 @@ def settle(
             assert primaries is not None
             if not primaries.may_place(app, v, holding):
                 continue  # the planner would find no room for the climbed primary (saves its call)
-            if trials >= max_trials:
-                untried = True
+            if not may_ask:
                 continue  # a less accurate variant may still climb in place
+            if not asked_now:
+                asked_now, asking = True, asking + 1
             trial = _with_climb(inst, current, app, v, holding)
             # First with every backup where it is (cheapest to carry out), then letting cold
             # reservations move or shrink around the warm backups.
             for keep in (_backups(best), _backups(best, Mode.WARM)):
-                trials += 1
                 result = make_plan(
                     trial,
                     method="greedy",
@@ -123,8 +123,6 @@ def settle(
                     break
             if found is not None:
                 break
-        if found is None and untried:
-            continue  # asked again on the next pass
         if found is None:
             settled.append(name)
             continue
@@ -146,10 +144,11 @@ def settle(
     return SettleResult(best, tuple(climbs), tuple(sorted(settled)))
 
 
-def default_trials(n_apps: int) -> int:
-    """Planner calls one settle call may make: unbounded on small clusters; at scale (each call
-    a greedy pass over thousands of apps) a few, the rest waiting for the next pass."""
-    return 1_000_000 if n_apps <= 2_000 else 2
+def default_planner_apps(n_apps: int) -> int:
+    """Apps of one settle call that may ask the planner: all on small clusters; none at scale,
+    where each call is a greedy pass over thousands of apps (seconds) and the climb in place
+    already finds what fits beside the app."""
+    return n_apps if n_apps <= 2_000 else 0
 
 
 def _gain(inst: Instance, app: App, home: str) -> float:
