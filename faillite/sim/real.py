@@ -29,7 +29,7 @@ import signal
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,9 @@ class RealRun:
     observe_s: float = 0.0  # failure -> settled and quiet
     timed_out: list[str] = field(default_factory=list)
     injections: list[Injection] = field(default_factory=list, repr=False)
+    # the client's hedging counters per affected app (requests, hedges sent/won/refused): whether
+    # the probes' requests to the failed node were hedged, which the probe records do not say
+    hedging: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def measured_load_ms(self) -> dict[str, float]:
         """variant -> median measured load time (ms)."""
@@ -100,6 +103,7 @@ class RealRun:
             "measured_load_ms": self.measured_load_ms(),
             "profiles": [p.model_dump() for p in self.profiles],
             "timed_out": self.timed_out,
+            "hedging": self.hedging,
             "events": self.events,
         }
 
@@ -229,6 +233,7 @@ async def _observe(
             await probes.stop(timeout=2.0)
             if workload is not None:
                 await workload.stop()
+        hedging = {a: asdict(st) for a, st in client.stats.items() if a in affected}
     plan_after = await asyncio.to_thread(_get, cluster, "/v1/plan")
     apps_after = {a["name"]: a for a in await asyncio.to_thread(cluster.apps)}
     alive = {n["id"] for n in await asyncio.to_thread(cluster.nodes) if n["state"] == "alive"}
@@ -271,6 +276,7 @@ async def _observe(
         start_s=start_s,
         observe_s=round(until - failed_at, 2),
         timed_out=sorted(a for a, s in settled.items() if s.by == "timeout"),
+        hedging=hedging,
     )
 
 
