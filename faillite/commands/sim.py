@@ -105,6 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--domain-size", type=int, default=10, help="base nodes per failure domain")
     sw.add_argument("--method", choices=("exact", "greedy"), default=None, help="default: the generator's")
     sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument(
+        "--scale", type=float, default=None, help="stand-in scale (default 0.02; 1.0: published model sizes)"
+    )
     sw.add_argument("--json", type=Path, metavar="PATH", help="written after every point")
     sw.add_argument(
         "--plots", type=Path, metavar="DIR", help="one PNG per dimension: DIR/sim-sweep-NxM-DIM.png"
@@ -304,6 +307,8 @@ def _sweep(args: argparse.Namespace) -> int:
         except SweepError as exc:
             raise CliError(f"{option}: {exc}") from None
     base = Point(args.spare, args.failures, args.domain_size)
+    if args.scale is not None and not 0 < args.scale <= 1:
+        raise CliError(f"--scale: a stand-in scale in (0, 1], got {args.scale:g}")
     policies = list(POLICIES) if args.policy == "all" else [p.strip() for p in args.policy.split(",")]
 
     def save(doc: dict) -> None:
@@ -321,6 +326,7 @@ def _sweep(args: argparse.Namespace) -> int:
             base=base,
             seed=args.seed,
             method=args.method,
+            scale=args.scale,
             say=lambda m: print(m, file=sys.stderr, flush=True),
             saved=lambda d: save({"command": command, **d}),
         )
@@ -334,7 +340,8 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.json is not None:
         print(f"JSON: {args.json}")
     if args.plots is not None:
-        for path in plots(doc, args.plots, f"sim-sweep-{args.nodes}x{args.apps}"):
+        stem = f"sim-sweep-{args.nodes}x{args.apps}" + ("" if args.scale is None else f"-scale{args.scale:g}")
+        for path in plots(doc, args.plots, stem):
             print(f"plot: {path}")
     return 0
 

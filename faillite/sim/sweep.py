@@ -28,7 +28,7 @@ from typing import Any
 
 from faillite.launch.config import ClusterConfig
 from faillite.sim.failures import FailureEvent
-from faillite.sim.generate import generate_cluster
+from faillite.sim.generate import DEFAULT_STANDINS, generate_cluster
 from faillite.sim.inputs import build_inputs
 from faillite.sim.report import spare_share
 from faillite.sim.run import POLICIES, SimResult, simulate
@@ -102,8 +102,15 @@ def parse_vary(text: str) -> tuple[str, tuple[float | int, ...]]:
     return dim, tuple(parsed)
 
 
-def point_cluster(nodes: int, apps: int, point: Point, *, seed: int) -> ClusterConfig:
-    doc = generate_cluster(nodes, apps, seed=seed, domain_size=point.domain, spare=point.spare)
+def point_cluster(
+    nodes: int, apps: int, point: Point, *, seed: int, scale: float | None = None
+) -> ClusterConfig:
+    """``scale``: the stand-ins' scale (default the generator's 0.02: loads of a few ms; 1.0:
+    the published models' sizes, loads of 0.1-1 s)."""
+    standins = None if scale is None else {"scale": scale}
+    doc = generate_cluster(
+        nodes, apps, seed=seed, domain_size=point.domain, spare=point.spare, standins=standins
+    )
     return ClusterConfig.model_validate(doc)
 
 
@@ -143,6 +150,7 @@ def sweep(
     base: Point,
     seed: int = 0,
     method: str | None = None,
+    scale: float | None = None,
     say: Callable[[str], None] = lambda _m: None,
     saved: Callable[[dict[str, Any]], None] = lambda _d: None,
 ) -> dict[str, Any]:
@@ -157,6 +165,7 @@ def sweep(
         "nodes": nodes,
         "apps": apps,
         "seed": seed,
+        "scale": scale if scale is not None else DEFAULT_STANDINS["scale"],
         "base": dict(base.__dict__),
         "policies": list(policies),
         "dimensions": {dim: [] for dim in vary},
@@ -165,7 +174,7 @@ def sweep(
     for dim, values in vary.items():
         for value in values:
             point = base.with_value(dim, value)
-            config = point_cluster(nodes, apps, point, seed=seed)
+            config = point_cluster(nodes, apps, point, seed=seed, scale=scale)
             failure = point_failure(config, point, dim, seed=seed)
             inputs = build_inputs(config)
             row: dict[str, Any] = {

@@ -55,7 +55,8 @@ def dimension_plot(doc: dict[str, Any], dim: str, path: Path) -> Path:
     axes[0].legend(fontsize=7)
     base = ", ".join(f"{k} {v:g}" for k, v in doc["base"].items() if k != dim)
     fig.suptitle(
-        f"simulated: {doc['nodes']} nodes x {doc['apps']} apps, {dim} varied ({base}), seed {doc['seed']}",
+        f"simulated: {doc['nodes']} nodes x {doc['apps']} apps, stand-in scale {doc.get('scale', 0.02):g}, "
+        f"{dim} varied ({base}), seed {doc['seed']}",
         fontsize=10,
     )
     fig.tight_layout()

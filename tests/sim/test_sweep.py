@@ -37,6 +37,7 @@ def test_the_json_has_every_point_and_policy(swept: tuple[dict, Path]) -> None:
     doc, img = swept
     assert doc["kind"] == "sim-sweep" and doc["nodes"] == 6 and doc["apps"] == 30
     assert doc["base"] == {"spare": 0.25, "failures": 1, "domain": 10}
+    assert doc["scale"] == 0.02 and doc["seed"] == 3
     assert [r["value"] for r in doc["dimensions"]["failures"]] == [1, 2]
     assert [r["value"] for r in doc["dimensions"]["domain"]] == [1, 2]
     for rows in doc["dimensions"].values():
@@ -107,6 +108,8 @@ def test_other_bad_sweeps_are_one_line(capsys: pytest.CaptureFixture[str]) -> No
     assert "--policy: unknown policy 'best'" in capsys.readouterr().err
     assert main([*args, "--vary", "failures=1", "--spare", "1"]) == 2
     assert "--spare: 'spare=1.0': spare must be in [0, 1)" in capsys.readouterr().err
+    assert main([*args, "--vary", "failures=1", "--scale", "0"]) == 2
+    assert "--scale: a stand-in scale in (0, 1], got 0" in capsys.readouterr().err
 
 
 def test_parse_vary_and_points() -> None:
