@@ -3,9 +3,10 @@
 ``real_timings(run)`` reads a real run's events (``t_ms`` after the failure) and probes;
 ``measured_constants(runs)`` turns them into the ``SimTiming`` constants they measure and
 ``measured_timing(runs)`` into a ``SimTiming`` (a calibration: measure on some runs, validate on
-others). Load and inference times are not constants of the timing model (the simulator takes them
-from the profiles the planner uses), so they are reported, not calibrated: see ``real_timings``'
-``loads`` and ``answer_p50``/``answer_p99``.
+others). Load and inference times are not constants of the timing model (the simulated agents take
+them from timing profiles: ``faillite.sim.validate.measure``), so they are reported, not
+calibrated: see ``real_timings``' ``loads`` (the controller's load RPC, ``agent_ms``) and
+``answer_p50``/``answer_p99``.
 """
 
 from __future__ import annotations
