@@ -27,6 +27,8 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
             "sim", "sweep", "--nodes", "6", "--apps", "30", "--seed", "3",
             "--vary", "failures=1,2", "--vary", "domain=1,2",
             "--policy", ",".join(POLICIES), "--json", str(out), "--plots", str(where / "img"),
+            # greedy: CP-SAT's time limit makes exact plans depend on the machine's load
+            "--method", "greedy",
         ]
     )  # fmt: skip
     assert rc == 0
@@ -64,7 +66,7 @@ def test_each_point_equals_a_direct_simulation(swept: tuple[dict, Path]) -> None
             )
             failure = FailureEvent(0.0, tuple(r["failed_nodes"]))
             for label, got in r["policies"].items():
-                want = summary(simulate(config, (failure,), policy=label, seed=3))
+                want = summary(simulate(config, (failure,), policy=label, seed=3, method="greedy"))
                 for key in ("sim_seconds", "planner_seconds"):
                     got.pop(key), want.pop(key)
                 assert got == want, (dim, r["value"], label)
