@@ -33,6 +33,8 @@ def _pyplot() -> Any:
 
 def dimension_plot(doc: dict[str, Any], dim: str, path: Path) -> Path:
     plt = _pyplot()
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter  # lazily, as pyplot (Agg first)
+
     rows = doc["dimensions"][dim]
     fig, axes = plt.subplots(1, len(_PANELS), figsize=(15.5, 3.6), dpi=100)
     for label in doc["policies"]:
@@ -51,6 +53,9 @@ def dimension_plot(doc: dict[str, Any], dim: str, path: Path) -> Path:
         ax.set_ylabel(ylabel, fontsize=8)
         if key.startswith("mttr"):
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
     base = ", ".join(f"{k} {v:g}" for k, v in doc["base"].items() if k != dim)
