@@ -27,7 +27,6 @@ from enum import StrEnum
 from faillite.placement.api import make_plan
 from faillite.placement.model import App, Instance, Mode, Plan, PlanningError, PlanResult, Status, Variant
 from faillite.placement.policies import Policy
-from faillite.placement.reprotect import reprotect_needy
 
 __all__ = ["SHARED_REASON", "Action", "ActionKind", "ReplanResult", "replan"]
 
@@ -265,9 +264,7 @@ def _reprotect(
         "seed": seed,
         "keep_shared": tuple(sf for sf in plan.shared if sf.node not in failed),
     }
-    # The needy apps alone first (seconds saved at scale); the full pass when that finds none.
-    fast = reprotect_needy(new_inst, keep, policy=policy, method=method, time_limit_s=time_limit_s, seed=seed)
-    result = fast if fast is not None else make_plan(new_inst, keep=keep, reasons=False, **opts)
+    result = make_plan(new_inst, keep=keep, reasons=False, **opts)
     if result.plan is None:  # keeping every backup leaves some app unprotected
         kept = make_plan(new_inst, keep=keep, best_effort=True, **opts)
         # Kept backups that no longer fit (their node now runs failed-over primaries) move,
