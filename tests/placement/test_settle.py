@@ -185,3 +185,46 @@ def test_settling_never_leaves_an_app_unprotected(inst: Instance, k: int, how: t
             )
     # 4. apps that could not climb are reported settled.
     assert set(result.settled) == moved - {c.app for c in result.climbs}
+
+
+def test_a_climb_in_place_needs_no_planner_call() -> None:
+    # planner_apps=0: in place only. a climbs on n2 (its node), b's backup stays on n2.
+    inst, plan = _two_survivors(100)
+    result = settle(inst, plan, {"a": "F-l", "b": "G-1"}, ["a"], planner_apps=0)
+    (climb,) = result.climbs
+    assert (climb.from_node, climb.node, climb.variant) == ("n2", "n2", "F-l")
+    assert result.plan.by_app()["b"] == plan.by_app()["b"]
+    # 75 MiB: F-l beside F-s and b's reservation does not fit; F-m (30) does.
+    inst, plan = _two_survivors(75)
+    assert [
+        c.variant for c in settle(inst, plan, {"a": "F-l", "b": "G-1"}, ["a"], planner_apps=0).climbs
+    ] == ["F-m"]
+
+
+@_SETTINGS
+@given(
+    tiny_instances(max_nodes=4, max_apps=5),
+    st.integers(0, 3),
+    st.sampled_from([(True, 1.0), (True, 1.5), (True, 2.5)]),
+)
+def test_climbs_in_place_keep_the_plan_valid_and_protected(
+    inst: Instance, k: int, how: tuple[bool, float]
+) -> None:
+    failed = inst.nodes[k % len(inst.nodes)].id
+    state = _after_failure(inst, failed, smallest=how[0], room=how[1])
+    assume(state is not None)
+    assert state is not None
+    survivors, plan, moved, home = state
+    result = settle(survivors, plan, home, moved, planner_apps=0)
+    event(f"{len(result.climbs)} climbs in place")
+    assert _protected(plan) <= _protected(result.plan)  # never unprotects
+    before = plan.by_app()
+    for a in result.plan:  # backups untouched, primaries on their nodes
+        assert (a.primary_node, a.backup) == (before[a.app].primary_node, before[a.app].backup)
+    assert result.plan.shared == plan.shared
+    doc = plan_document(
+        _pinned(survivors, result.plan), PlanResult(Status.FEASIBLE, "greedy", "faillite", result.plan)
+    )
+    doc["best_effort"] = True
+    assert check(doc).violations == []
+    assert set(result.settled) == moved - {c.app for c in result.climbs}
