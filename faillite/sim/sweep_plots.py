@@ -14,6 +14,16 @@ _XLABEL = {
     "failures": "nodes failing at once",
     "domain": "failure-domain size (nodes; the whole domain fails)",
 }
+#: one colour per policy in every figure, whatever order a sweep ran them in
+_COLOURS = {
+    "faillite": "tab:blue",
+    "faillite-shared": "tab:orange",
+    "full-cold": "tab:green",
+    "full-warm": "tab:red",
+    "none": "tab:purple",
+    "hetero-warm-only": "tab:brown",
+    "faillite-no-progressive": "tab:cyan",
+}
 _PANELS = (
     ("mttr_mean_ms", 1.0, "mean MTTR (ms)"),
     ("mttr_p99_ms", 1.0, "p99 MTTR (ms)"),
@@ -47,7 +57,13 @@ def dimension_plot(doc: dict[str, Any], dim: str, path: Path) -> Path:
                 and r["policies"][label].get(key) is not None
             ]
             if pts:
-                ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
+                ax.plot(
+                    [x for x, _ in pts],
+                    [y for _, y in pts],
+                    marker="o",
+                    label=label,
+                    color=_COLOURS.get(label),
+                )
     for ax, (key, _, ylabel) in zip(axes, _PANELS, strict=True):
         ax.set_xlabel(_XLABEL[dim], fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
