@@ -21,15 +21,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from faillite.bench.cluster.harness import app_inputs
 from faillite.bench.load import LoadGenerator
 from faillite.bench.recovery import AppRecovery, by_mode, recover_reports, summarize
 from faillite.bench.stats import percentile
 from faillite.client.failover import Client
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.config import ClusterConfig, load_cluster_config
-from faillite.zoo import digits
 
 __all__ = ["demo_config", "run_failover_demo"]
 
@@ -37,21 +35,6 @@ __all__ = ["demo_config", "run_failover_demo"]
 def demo_config() -> ClusterConfig:
     path = Path(str(resources.files("faillite.demo").joinpath("cluster.yaml")))
     return load_cluster_config(path)
-
-
-def _inputs(cluster: LocalCluster) -> dict[str, dict[str, np.ndarray]]:
-    x, _ = digits.heldout_split()
-    feeds = {}
-    rng = np.random.default_rng(0)
-    for app in cluster.config.apps:
-        manifest = cluster.manifests[app.family]
-        spec = manifest.signature.inputs[0]
-        if app.family == "digits":
-            feeds[app.name] = {spec.name: x[:1]}
-        else:
-            shape = tuple(1 if d < 0 else d for d in spec.shape)
-            feeds[app.name] = {spec.name: rng.random(shape, dtype=np.float32)}
-    return feeds
 
 
 async def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -73,7 +56,7 @@ async def _scenario(cluster: LocalCluster, say: Callable[[str], None], steady_s:
     victim = max((n.id for n in cluster.config.nodes), key=weight)
     affected = sorted(name for name, a in apps_before.items() if a["node"] == victim)
     async with Client(cluster.controller_url, token=cluster.config.token) as client:
-        load = LoadGenerator(client, _inputs(cluster), workers=1, deadline=10.0)
+        load = LoadGenerator(client, app_inputs(cluster), workers=1, deadline=10.0)
         load.start()
         try:
             return await _observe(cluster, load, say, steady_s, victim, affected, apps_before)

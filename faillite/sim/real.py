@@ -33,8 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from faillite.bench.cluster.harness import app_inputs
 from faillite.bench.failover.inject import EventCursor, Injection, protected_share
 from faillite.bench.failover.outcome import injection_apps
 from faillite.bench.failover.settle import Settled, settled_app
@@ -46,7 +45,6 @@ from faillite.launch.cluster import LocalCluster
 from faillite.launch.config import ClusterConfig
 from faillite.launch.http import http_json
 from faillite.profiler.format import VariantProfile, load_profiles
-from faillite.zoo import digits
 
 __all__ = ["KINDS", "RealRun", "default_victim", "run_real"]
 
@@ -197,7 +195,7 @@ async def _observe(
         else (default_victim(list(before.values()), [n.id for n in cluster.config.nodes]),)
     )
     affected = sorted(n for n, a in before.items() if a["node"] in failed)
-    inputs = _inputs(cluster)
+    inputs = app_inputs(cluster)
     cursor = EventCursor(cluster.controller_url)
     history = await asyncio.to_thread(cursor.read)  # deployment: its loads are measurements too
     events: list[dict[str, Any]] = []
@@ -402,21 +400,6 @@ def _app_records(
                 "recovery_ms": None if recovered is None else recovered.get("recovery_ms"),
             }
     return out
-
-
-def _inputs(cluster: LocalCluster) -> dict[str, dict[str, np.ndarray]]:
-    """One request's input per app (held-out digits; random images for stand-ins)."""
-    x, _ = digits.heldout_split()
-    rng = np.random.default_rng(0)
-    feeds = {}
-    for app in cluster.config.apps:
-        spec = cluster.manifests[app.family].signature.inputs[0]
-        if app.family == "digits":
-            feeds[app.name] = {spec.name: x[:1]}
-        else:
-            shape = tuple(1 if d < 0 else d for d in spec.shape)
-            feeds[app.name] = {spec.name: rng.random(shape, dtype=np.float32)}
-    return feeds
 
 
 def _ms(seconds: float) -> float:

@@ -246,6 +246,21 @@ def running_cluster(
             cluster.stop()
 
 
+def app_inputs(cluster: LocalCluster) -> dict[str, dict[str, np.ndarray]]:
+    """One request's input per app (held-out digits; seeded random images for stand-ins)."""
+    x, _ = digits.heldout_split()
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for app in cluster.config.apps:
+        spec = cluster.manifests[app.family].signature.inputs[0]
+        if app.family == "digits":
+            feeds[app.name] = {spec.name: x[:1]}
+        else:
+            shape = tuple(1 if d < 0 else d for d in spec.shape)
+            feeds[app.name] = {spec.name: rng.random(shape, dtype=np.float32)}
+    return feeds
+
+
 def digit_inputs(cluster: LocalCluster) -> dict[str, dict[str, np.ndarray]]:
     x, _ = digits.heldout_split()
     return {a.name: {digits.INPUT_NAME: x[:1]} for a in cluster.config.apps}

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from faillite.bench.cluster.harness import cluster_processes
+from faillite.bench.cluster.harness import app_inputs, cluster_processes
 from faillite.bench.cputime import BoxSample, cpu_seconds, sample_box
 from faillite.bench.failover.inject import KINDS, EventCursor, Injection, inject
 from faillite.bench.failover.scenarios import Scenario
@@ -35,7 +33,6 @@ from faillite.controller.planning import plan_from_json
 from faillite.launch.cluster import LocalCluster
 from faillite.launch.http import http_json
 from faillite.launch.process import LaunchError
-from faillite.zoo import digits
 
 __all__ = ["KINDS", "LOADS", "POLICIES", "Injection", "PolicyRun", "run_policy"]
 
@@ -85,20 +82,6 @@ class PolicyRun:
     @property
     def failed_requests_total(self) -> int:
         return sum(1 for r in self.records if not r.ok)
-
-
-def _inputs(cluster: LocalCluster) -> dict[str, dict[str, np.ndarray]]:
-    x, _ = digits.heldout_split()
-    rng = np.random.default_rng(0)
-    feeds = {}
-    for app in cluster.config.apps:
-        spec = cluster.manifests[app.family].signature.inputs[0]
-        if app.family == "digits":
-            feeds[app.name] = {spec.name: x[:1]}
-        else:
-            shape = tuple(1 if d < 0 else d for d in spec.shape)
-            feeds[app.name] = {spec.name: rng.random(shape, dtype=np.float32)}
-    return feeds
 
 
 def run_policy(
@@ -154,7 +137,7 @@ async def _inject_all(
     settle_timeout_s: float,
     steady_s: float,
 ) -> None:
-    inputs = _inputs(cluster)
+    inputs = app_inputs(cluster)
     cursor = EventCursor(cluster.controller_url)
     async with Client(cluster.controller_url, token=cluster.config.token) as client:
         if run.load == "open":
