@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from faillite.bench.failover.report import with_ratios
+from faillite.bench.failover.table import fmt
 from faillite.controller.config import make_detector
 from faillite.launch.config import ClusterConfig
 from faillite.sim.failures import FailureEvent
@@ -85,22 +86,6 @@ def document(
     }
 
 
-def _fmt(v: Any, kind: str = "") -> str:
-    if v is None:
-        return "-"
-    if kind == "pct":
-        return f"{v:.1%}"
-    if kind == "pts":
-        return f"{v * 100:.2f}"
-    if kind == "ms":
-        return f"{v:.0f}" if v >= 10 else f"{v:.1f}"
-    if kind == "mib":
-        return f"{v / 2**20:.0f}"
-    if kind == "x":
-        return f"{v:.2f}"
-    return str(v)
-
-
 _COLUMNS = (
     ("recovered_share", "pct", "recovered", 9),
     ("mttr_mean_ms", "ms", "MTTR", 6),
@@ -134,8 +119,8 @@ def table(doc: dict[str, Any]) -> str:
         if not p.get("deployed"):
             lines.append(f"{label:<24}  plan refused: {(p.get('refusal') or '')[:110]}")
             continue
-        cells = [f"{label:<24}", f"{_fmt(p.get('failed_apps')):>6}"]
-        cells += [f"{_fmt(p.get(k), kind):>{w}}" for k, kind, _, w in _COLUMNS]
+        cells = [f"{label:<24}", f"{fmt(p.get('failed_apps')):>6}"]
+        cells += [f"{fmt(p.get(k), kind):>{w}}" for k, kind, _, w in _COLUMNS]
         cells.append(p["method"]["ran"])
         lines.append("  ".join(cells))
     lines.append(
@@ -148,5 +133,5 @@ def table(doc: dict[str, Any]) -> str:
     for label, p in doc["policies"].items():
         if p.get("deployed") and p.get("phases_ms"):
             ph = p["phases_ms"]
-            lines.append(f"  {label:<24} " + " / ".join(_fmt(ph.get(k), "ms") for k in ph))
+            lines.append(f"  {label:<24} " + " / ".join(fmt(ph.get(k), "ms") for k in ph))
     return "\n".join(lines)

@@ -11,10 +11,11 @@ from typing import Any
 
 from faillite.bench import phases
 
-__all__ = ["table"]
+__all__ = ["fmt", "table"]
 
 
-def _fmt(v: Any, kind: str) -> str:
+def fmt(v: Any, kind: str = "") -> str:
+    """A table cell: - for None; pct, pts (accuracy points), ms, mib, x (ratio), or as it is."""
     if v is None:
         return "-"
     if kind == "pct":
@@ -68,7 +69,7 @@ def _rows(doc: dict[str, Any], columns: list[Column]) -> list[str]:
             continue
         cells = [f"{label:<24}"]
         for key, kind, _, w in columns:
-            cells.append(f"{_fmt(p.get(key), kind):>{w}}")
+            cells.append(f"{fmt(p.get(key), kind):>{w}}")
         lines.append("  ".join(cells))
     return lines
 
@@ -82,7 +83,7 @@ def _phase_rows(doc: dict[str, Any]) -> list[str]:
         means, p99s = p.get("phases_ms") or {}, p.get("phases_p99_ms") or {}
         cells = [f"{label:<24}"]
         for n in names:
-            cells.append(f"{_fmt(means.get(n), 'ms') + ' / ' + _fmt(p99s.get(n), 'ms'):>18}")
+            cells.append(f"{fmt(means.get(n), 'ms') + ' / ' + fmt(p99s.get(n), 'ms'):>18}")
         lines.append("  ".join(cells))
     return lines
 
@@ -124,13 +125,13 @@ def table(doc: dict[str, Any]) -> str:
         if p["deployed"] and p.get("steady_latency"):
             st = p["steady_latency"]
             lines.append(
-                f"  {label}: steady latency p50 {_fmt(st['p50_ms'], 'ms')} ms, "
-                f"p99 {_fmt(st['p99_ms'], 'ms')} ms ({st['requests']} requests); "
+                f"  {label}: steady latency p50 {fmt(st['p50_ms'], 'ms')} ms, "
+                f"p99 {fmt(st['p99_ms'], 'ms')} ms ({st['requests']} requests); "
                 f"offered {p.get('offered_rps') or '-'} req/s"
             )
     for kind in doc["failure_kinds"]:
         parts = [
-            f"{label} {_fmt(p['by_kind'][kind]['mttr_mean_ms'], 'ms')}"
+            f"{label} {fmt(p['by_kind'][kind]['mttr_mean_ms'], 'ms')}"
             for label, p in doc["policies"].items()
             if p["deployed"] and kind in p["by_kind"]
         ]
@@ -144,8 +145,8 @@ def table(doc: dict[str, Any]) -> str:
                 lines.append(f"  {row['headroom']:>5.0%} {row['policy']:<24} plan refused")
                 continue
             lines.append(
-                f"  {row['headroom']:>5.0%} {row['policy']:<24} {_fmt(row['recovered_share'], 'pct'):>7} "
-                f"{_fmt(row['mttr_mean_ms'], 'ms'):>6} {_fmt(row['accuracy_drop_settled'], 'pts'):>6} "
-                f"{_fmt(row['accuracy_time_loss'], ''):>8} {_fmt(row['protected_after_share'], 'pct'):>7}"
+                f"  {row['headroom']:>5.0%} {row['policy']:<24} {fmt(row['recovered_share'], 'pct'):>7} "
+                f"{fmt(row['mttr_mean_ms'], 'ms'):>6} {fmt(row['accuracy_drop_settled'], 'pts'):>6} "
+                f"{fmt(row['accuracy_time_loss'], ''):>8} {fmt(row['protected_after_share'], 'pct'):>7}"
             )
     return "\n".join(lines)
