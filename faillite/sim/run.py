@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from faillite.bench.failover.run import POLICIES  # the failover benchmark's policies, one table
 from faillite.controller import policy as pol
 from faillite.controller.config import make_detector
 from faillite.controller.decide import Replica, SetServing
@@ -45,16 +46,6 @@ __all__ = ["EXACT_MAX_APPS", "POLICIES", "SimResult", "simulate"]
 #: Beyond this many apps the exact planner cannot finish in the controller's time limit.
 EXACT_MAX_APPS = 200
 
-#: label -> (controller policy, progressive failover): the failover benchmark's policies.
-POLICIES: dict[str, tuple[str, bool]] = {
-    "faillite": ("faillite", True),
-    "faillite-shared": ("faillite-shared", True),
-    "faillite-no-progressive": ("faillite", False),
-    "hetero-warm-only": ("hetero-warm-only", True),
-    "full-warm": ("full-warm", True),
-    "full-cold": ("full-cold", True),
-    "none": ("none", True),
-}
 
 _START_S = 1.0  # failures happen this long after the start (the probes lead them)
 _TAIL_S = 30.0  # after the last repair: rejoin, failback
